@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "whittle",
+    products: [
+        .executable(name: "whittle", targets: ["whittle"]),
+        .library(name: "WhittleEngine", targets: ["WhittleEngine"]),
+        .library(name: "WhittleIO", targets: ["WhittleIO"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // System libraries: OpenBLAS (cblas + our own LAPACK prototypes) and ncursesw.
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CNCursesW", pkgConfig: "ncursesw",
+            providers: [.apt(["libncursesw5-dev"])]),
+        // Engine: tensors, graph IR, kernels, compiled plans, cost model.
+        .target(name: "WhittleEngine", dependencies: ["COpenBLAS"]),
+        // Model and data I/O: ONNX (swift-protobuf), NumPy .npy/.npz.
+        .target(
+            name: "WhittleIO",
+            dependencies: [
+                "WhittleEngine",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]),
+        .executableTarget(
+            name: "whittle",
+            dependencies: [
+                "WhittleEngine", "WhittleIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
+        .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"]),
+    ]
+)

@@ -1,0 +1,3 @@
+extension OperatorRegistry {
+    static let linearOperators: [OperatorSpec] = []
+}

@@ -1,0 +1,51 @@
+/// Evaluating single nodes on concrete tensors: constant folding at import and compile
+/// time, and the reference path kernel tests use.
+extension OperatorRegistry {
+    /// Runs one node on concrete input tensors (nil for omitted optional inputs).
+    ///
+    /// Uses the operator's `fold` when it has one (any element type), otherwise compiles its
+    /// float kernel for these shapes and runs it once.
+    public static func evaluate(node: Node, inputs: [Tensor?], opsetVersion: Int) throws -> [Tensor] {
+        guard let spec = spec(for: node.opType) else {
+            throw WhittleError(.unsupportedOperator, "node '\(node.name)' (\(node.opType))",
+                               "operator \(node.opType) is not supported")
+        }
+        let infos = inputs.map { $0.map { TensorInfo(shape: $0.shape, elementType: $0.elementType) } }
+        let context = NodeContext(node: node, inputs: infos, constants: inputs, opsetVersion: opsetVersion)
+        if let fold = spec.fold {
+            return try fold(context)
+        }
+        guard let makeKernel = spec.makeKernel else {
+            throw context.error("cannot be evaluated")
+        }
+        let outputInfos = try spec.inferShapes(context)
+        let kernel = try makeKernel(context, outputInfos)
+        return runOnce(kernel: kernel, inputs: inputs, outputInfos: outputInfos)
+    }
+
+    /// Runs a compiled kernel once on fresh buffers (not for hot paths: it allocates).
+    public static func runOnce(kernel: any Kernel, inputs: [Tensor?], outputInfos: [TensorInfo]) -> [Tensor] {
+        let inputBuffers = inputs.map { input -> UnsafeMutableBufferPointer<Float> in
+            let values = input?.floats ?? [0]
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, values.count))
+            _ = buffer.initialize(from: values)
+            return buffer
+        }
+        let outputBuffers = outputInfos.map { info -> UnsafeMutableBufferPointer<Float> in
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, info.count))
+            buffer.initialize(repeating: 0)
+            return buffer
+        }
+        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, kernel.scratchCount))
+        scratch.initialize(repeating: 0)
+        defer {
+            (inputBuffers + outputBuffers + [scratch]).forEach { $0.deallocate() }
+        }
+        kernel.run(inputs: inputBuffers.map { UnsafePointer($0.baseAddress!) },
+                   outputs: outputBuffers.map { $0.baseAddress! },
+                   scratch: scratch.baseAddress!)
+        return zip(outputInfos, outputBuffers).map { info, buffer in
+            Tensor(shape: info.shape, floats: Array(buffer.prefix(info.count)))
+        }
+    }
+}

@@ -1,0 +1,20 @@
+/// Every operator Whittle can compile, by ONNX op type (default domain).
+///
+/// Each kernel family contributes its own list in its own file:
+/// `linearOperators` (Conv, ConvTranspose, Gemm, MatMul, BatchNormalization, pooling),
+/// `elementwiseOperators` (activations, broadcasting arithmetic, Softmax, ReduceMean, Cast ...),
+/// `layoutOperators` (Reshape, Transpose, Concat, Slice, Pad, Resize, Shape, Gather ...).
+public enum OperatorRegistry {
+    public static let specs: [String: OperatorSpec] = {
+        var table: [String: OperatorSpec] = [:]
+        for spec in linearOperators + elementwiseOperators + layoutOperators {
+            precondition(table[spec.opType] == nil, "operator \(spec.opType) registered twice")
+            table[spec.opType] = spec
+        }
+        return table
+    }()
+
+    public static func spec(for opType: String) -> OperatorSpec? { specs[opType] }
+
+    public static var supportedOpTypes: [String] { specs.keys.sorted() }
+}

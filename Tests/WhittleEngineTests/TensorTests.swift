@@ -1,0 +1,4 @@
+import Testing
+@testable import WhittleEngine
+
+@Test func tensorShape() { #expect(Tensor.zeros([2,3]).count == 6) }
