@@ -126,3 +126,20 @@ public struct OperatorSpec: Sendable {
         self.fold = fold
     }
 }
+
+/// An activation the compiler may fuse into the producing Conv/Gemm/MatMul kernel's output
+/// loop, when nothing else reads the pre-activation tensor.
+public enum FusedActivation: Sendable, Equatable {
+    case none
+    case relu
+    /// Clamp to [min, max] (ReLU6 is `clip(0, 6)`).
+    case clip(min: Float, max: Float)
+
+    @inlinable public func apply(_ value: Float) -> Float {
+        switch self {
+        case .none: return value
+        case .relu: return max(value, 0)
+        case .clip(let low, let high): return min(max(value, low), high)
+        }
+    }
+}
