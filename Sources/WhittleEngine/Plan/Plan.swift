@@ -1,0 +1,265 @@
+/// Options for compiling a plan.
+public struct CompileOptions: Sendable {
+    /// Fuse a Relu/Clip into the Conv/Gemm/MatMul that feeds it when nothing else reads the
+    /// pre-activation tensor.
+    public var fuseActivations: Bool
+    /// Tensors that must stay readable after a run (observers, per-layer outputs): they get
+    /// their own memory and are never fused away.
+    public var preservedTensors: Set<String>
+
+    public init(fuseActivations: Bool = true, preservedTensors: Set<String> = []) {
+        self.fuseActivations = fuseActivations
+        self.preservedTensors = preservedTensors
+    }
+}
+
+/// A graph compiled for fixed input shapes: one kernel per runtime node, chosen once, and
+/// every activation assigned to a slot of one arena by liveness. Running allocates nothing.
+///
+/// A plan owns mutable buffers: use it from one thread at a time (make one plan per thread).
+public final class Plan: @unchecked Sendable {
+    /// One executed step.
+    public struct Step: Sendable {
+        public let nodeName: String
+        public let opType: String
+        /// Names of the node outputs this step writes (a fused activation writes the
+        /// activation's outputs).
+        public let outputs: [String]
+        /// Op types fused into this step after the main op (e.g. ["Clip"]).
+        public let fused: [String]
+        let kernel: any Kernel
+        let inputPointers: UncheckedSendableBox<[UnsafePointer<Float>]>
+        let outputPointers: UncheckedSendableBox<[UnsafeMutablePointer<Float>]>
+    }
+
+    public let analysis: GraphAnalysis
+    public let steps: [Step]
+    /// Floats in the shared activation arena.
+    public let arenaFloats: Int
+    /// Floats of kernel scratch (shared by all steps).
+    public let scratchFloats: Int
+    /// Bytes held by the plan: arena, scratch, input/output buffers and constant copies.
+    public let totalBytes: Int
+    public let inputNames: [String]
+    public let outputNames: [String]
+
+    private let arena: UnsafeMutableBufferPointer<Float>
+    private let scratch: UnsafeMutableBufferPointer<Float>
+    private let ownedBuffers: [UnsafeMutableBufferPointer<Float>]
+    private let tensorBuffers: [String: UnsafeMutableBufferPointer<Float>]
+
+    /// Compiles `graph` for the given batch size (symbolic dimension 0 of every input).
+    public convenience init(graph: Graph, batchSize: Int, dimensions: [String: Int] = [:],
+                            options: CompileOptions = CompileOptions()) throws {
+        try self.init(analysis: GraphAnalysis(graph: graph, batchSize: batchSize, dimensions: dimensions), options: options)
+    }
+
+    public init(analysis: GraphAnalysis, options: CompileOptions = CompileOptions()) throws {
+        self.analysis = analysis
+        let graph = analysis.graph
+        let outputNames = graph.outputs.map(\.name)
+        let inputNames = graph.runtimeInputs.map(\.name)
+        self.inputNames = inputNames
+        self.outputNames = outputNames
+        let outputSet = Set(outputNames)
+
+        // Who reads each tensor at run time.
+        var readers: [String: Int] = [:]
+        for runtime in analysis.runtimeNodes {
+            for name in runtime.node.inputs where !name.isEmpty && analysis.constants[name] == nil {
+                readers[name, default: 0] += 1
+            }
+        }
+        // The (last) runtime node reading each tensor; only used when there is exactly one reader.
+        var nodeByReader: [String: Int] = [:]
+        for (position, runtime) in analysis.runtimeNodes.enumerated() {
+            for name in runtime.node.inputs where !name.isEmpty { nodeByReader[name] = position }
+        }
+
+        // 1. Choose kernels, fusing activations where allowed.
+        struct PendingStep {
+            var runtime: GraphAnalysis.RuntimeNode
+            var kernel: any Kernel
+            var outputs: [String]
+            var fused: [String]
+        }
+        var pending: [PendingStep] = []
+        var skipped = Set<Int>()
+        for (position, runtime) in analysis.runtimeNodes.enumerated() where !skipped.contains(position) {
+            let node = runtime.node
+            if options.fuseActivations, let fusion = try fusedStep(for: position) {
+                skipped.insert(fusion.consumer)
+                pending.append(PendingStep(runtime: runtime, kernel: fusion.kernel,
+                                           outputs: analysis.runtimeNodes[fusion.consumer].node.outputs,
+                                           fused: [analysis.runtimeNodes[fusion.consumer].node.opType]))
+                continue
+            }
+            guard let makeKernel = OperatorRegistry.spec(for: node.opType)?.makeKernel else {
+                throw runtime.context.error("has no run-time kernel", kind: .unsupportedOperator)
+            }
+            pending.append(PendingStep(runtime: runtime, kernel: try makeKernel(runtime.context, runtime.outputInfos),
+                                       outputs: node.outputs, fused: []))
+        }
+
+        /// A kernel for the node at `position` with its single reader's activation fused in.
+        func fusedStep(for position: Int) throws -> (kernel: any Kernel, consumer: Int)? {
+            let runtime = analysis.runtimeNodes[position]
+            let node = runtime.node
+            guard node.outputs.count == 1, let produced = node.outputs.first, !outputSet.contains(produced),
+                  !options.preservedTensors.contains(produced), readers[produced] == 1,
+                  FusionRules.canFuseActivation(into: node.opType),
+                  let consumer = nodeByReader[produced],
+                  analysis.runtimeNodes[consumer].node.inputs.first == produced,
+                  let activation = FusionRules.activation(of: analysis.runtimeNodes[consumer].context),
+                  let kernel = try FusionRules.makeKernel(context: runtime.context, outputs: runtime.outputInfos, activation: activation)
+            else { return nil }
+            return (kernel, consumer)
+        }
+
+        // 2. Liveness of every runtime tensor written by a step.
+        var firstStep: [String: Int] = [:]
+        var lastStep: [String: Int] = [:]
+        for (stepIndex, step) in pending.enumerated() {
+            for name in step.outputs where !name.isEmpty { firstStep[name] = stepIndex; lastStep[name] = max(lastStep[name] ?? stepIndex, stepIndex) }
+            for name in step.runtime.node.inputs where !name.isEmpty && analysis.constants[name] == nil {
+                lastStep[name] = max(lastStep[name] ?? stepIndex, stepIndex)
+            }
+        }
+        var arenaNames: [String] = []
+        var requests: [MemoryPlanner.Request] = []
+        var dedicatedNames: [String] = inputNames
+        for (name, first) in firstStep.sorted(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
+            if outputSet.contains(name) || options.preservedTensors.contains(name) { dedicatedNames.append(name); continue }
+            guard let info = analysis.infos[name] else { continue }
+            arenaNames.append(name)
+            requests.append(MemoryPlanner.Request(size: max(1, info.count), firstStep: first, lastStep: lastStep[name] ?? first))
+        }
+        // Graph outputs that are constants or inputs still need a buffer to be read from.
+        for name in outputNames where firstStep[name] == nil && !dedicatedNames.contains(name) { dedicatedNames.append(name) }
+        let (offsets, arenaSize) = MemoryPlanner.plan(requests)
+
+        // 3. Allocate and wire pointers.
+        let arena = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, arenaSize))
+        arena.initialize(repeating: 0)
+        var buffers: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        for (name, offset) in zip(arenaNames, offsets) {
+            let count = max(1, analysis.infos[name]?.count ?? 1)
+            buffers[name] = UnsafeMutableBufferPointer(rebasing: arena[offset..<(offset + count)])
+        }
+        var owned: [UnsafeMutableBufferPointer<Float>] = []
+        func ownedBuffer(_ values: [Float], count: Int) -> UnsafeMutableBufferPointer<Float> {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, count))
+            buffer.initialize(repeating: 0)
+            _ = buffer.initialize(from: values.prefix(count))
+            owned.append(buffer)
+            return buffer
+        }
+        for name in dedicatedNames where buffers[name] == nil {
+            let count = analysis.infos[name]?.count ?? 1
+            buffers[name] = ownedBuffer(analysis.constants[name]?.floats ?? [], count: count)
+        }
+        let zero = ownedBuffer([0], count: 1)
+        var constantBuffers: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        var steps: [Step] = []
+        var scratchFloats = 0
+        for step in pending {
+            var inputPointers: [UnsafePointer<Float>] = []
+            for name in step.runtime.node.inputs {
+                if name.isEmpty { inputPointers.append(UnsafePointer(zero.baseAddress ?? UnsafeMutablePointer(mutating: [0]))); continue }
+                if let constant = analysis.constants[name] {
+                    let buffer = constantBuffers[name] ?? ownedBuffer(constant.floats, count: constant.count)
+                    constantBuffers[name] = buffer
+                    inputPointers.append(UnsafePointer(buffer.baseAddress ?? zero.baseAddress!))
+                } else if let buffer = buffers[name], let base = buffer.baseAddress {
+                    inputPointers.append(UnsafePointer(base))
+                } else {
+                    throw step.runtime.context.error("input '\(name)' has no buffer")
+                }
+            }
+            var outputPointers: [UnsafeMutablePointer<Float>] = []
+            for name in step.outputs {
+                if name.isEmpty { outputPointers.append(ownedBuffer([], count: 1).baseAddress ?? zero.baseAddress!); continue }
+                guard let base = buffers[name]?.baseAddress else { throw step.runtime.context.error("output '\(name)' has no buffer") }
+                outputPointers.append(base)
+            }
+            // Unnamed trailing outputs the kernel may still write.
+            while outputPointers.count < step.runtime.outputInfos.count {
+                outputPointers.append(ownedBuffer([], count: step.runtime.outputInfos[outputPointers.count].count).baseAddress ?? zero.baseAddress!)
+            }
+            scratchFloats = max(scratchFloats, step.kernel.scratchCount)
+            steps.append(Step(nodeName: step.runtime.node.name, opType: step.runtime.node.opType, outputs: step.outputs,
+                              fused: step.fused, kernel: step.kernel,
+                              inputPointers: UncheckedSendableBox(inputPointers),
+                              outputPointers: UncheckedSendableBox(outputPointers)))
+        }
+        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, scratchFloats))
+        scratch.initialize(repeating: 0)
+        self.arena = arena
+        self.scratch = scratch
+        self.ownedBuffers = owned
+        self.tensorBuffers = buffers
+        self.steps = steps
+        self.arenaFloats = arenaSize
+        self.scratchFloats = scratchFloats
+        self.totalBytes = 4 * (arena.count + scratch.count + owned.reduce(0) { $0 + $1.count })
+    }
+
+    deinit {
+        arena.deallocate()
+        scratch.deallocate()
+        for buffer in ownedBuffers { buffer.deallocate() }
+    }
+
+    /// Shape of a model input as compiled.
+    public func inputInfo(_ name: String) -> TensorInfo? { analysis.inputInfos[name] }
+    public func info(_ name: String) -> TensorInfo? { analysis.infos[name] }
+
+    /// The buffer a model input is read from: fill it, then call `execute()`.
+    public func inputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        inputNames.contains(name) ? tensorBuffers[name] : nil
+    }
+
+    /// The buffer holding a model output or a preserved tensor after `execute()`.
+    public func outputBuffer(_ name: String) -> UnsafeBufferPointer<Float>? {
+        tensorBuffers[name].map { UnsafeBufferPointer($0) }
+    }
+
+    /// Runs every step once on the current input buffers. Allocates nothing.
+    public func execute() {
+        let scratchBase = scratch.baseAddress ?? arena.baseAddress!
+        for step in steps {
+            step.kernel.run(inputs: step.inputPointers.value, outputs: step.outputPointers.value, scratch: scratchBase)
+        }
+    }
+
+    /// Runs every step, calling `observe` after each (for statistics and per-layer outputs).
+    public func execute(observe: (Int, Step) -> Void) {
+        let scratchBase = scratch.baseAddress ?? arena.baseAddress!
+        for (index, step) in steps.enumerated() {
+            step.kernel.run(inputs: step.inputPointers.value, outputs: step.outputPointers.value, scratch: scratchBase)
+            observe(index, step)
+        }
+    }
+
+    /// Convenience: copies `inputs` in, runs, and returns every model output as a tensor.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        for name in inputNames {
+            guard let tensor = inputs[name] else {
+                throw WhittleError(.invalidArgument, "input '\(name)'", "missing; the model needs \(inputNames.joined(separator: ", "))")
+            }
+            guard let info = inputInfo(name), let buffer = inputBuffer(name) else { continue }
+            guard tensor.shape == info.shape else {
+                throw WhittleError(.shapeMismatch, "input '\(name)'", "expected shape \(info.shape), got \(tensor.shape)")
+            }
+            let values = tensor.floats
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<values.count]).update(fromContentsOf: values)
+        }
+        execute()
+        var result: [String: Tensor] = [:]
+        for name in outputNames {
+            guard let info = analysis.infos[name], let buffer = outputBuffer(name) else { continue }
+            result[name] = Tensor(shape: info.shape, floats: Array(buffer.prefix(info.count)))
+        }
+        return result
+    }
+}
