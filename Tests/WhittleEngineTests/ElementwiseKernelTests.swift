@@ -527,3 +527,13 @@ import Testing
         }
     }
 }
+
+extension ElementwiseKernelTests {
+    @Test func foldRefusesNonConstantInputs() throws {
+        let node = Self.node("Add", inputs: 2)
+        let context = NodeContext(node: node, inputs: [TensorInfo(shape: [2]), TensorInfo(shape: [2])],
+                                  constants: [Tensor(shape: [2], floats: [1, 2]), nil], opsetVersion: 13)
+        let fold = try #require(OperatorRegistry.spec(for: "Add")?.fold)
+        #expect(throws: WhittleError.self) { _ = try fold(context) }
+    }
+}

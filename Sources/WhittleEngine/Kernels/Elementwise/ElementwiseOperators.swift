@@ -106,6 +106,9 @@ extension OperatorRegistry {
         let make = spec.makeKernel
         spec.fold = { context in
             if let integer, let result = try integer(context) { return result }
+            for index in context.inputs.indices where context.hasInput(index) && context.constant(index) == nil {
+                throw context.error("cannot fold: input #\(index) is not a compile-time constant")
+            }
             let infos = try infer(context)
             guard let make else { throw context.error("cannot be evaluated") }
             let kernel = try make(context, infos)
