@@ -60,19 +60,7 @@ public enum ONNXExporter {
     /// Writes `graph` to `url` atomically: the bytes go to a temporary file in the same
     /// directory, which is then renamed over the destination.
     public static func write(_ graph: Graph, to url: URL) throws {
-        let bytes = try data(for: graph)
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        do {
-            try bytes.write(to: temporary)
-        } catch {
-            throw WhittleError(.io, url.path, "cannot write: \(error.localizedDescription)")
-        }
-        guard rename(temporary.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw WhittleError(.io, url.path, "cannot replace the file: \(reason)")
-        }
+        try AtomicFile.write(data(for: graph), to: url)
     }
 
     private static func encode(_ graph: Graph) throws -> Onnx_GraphProto {
