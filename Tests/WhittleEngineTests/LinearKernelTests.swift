@@ -1,5 +1,5 @@
 import Testing
-@testable import WhittleEngine
+import WhittleEngine
 
 /// Deterministic pseudo-random numbers for test tensors.
 private struct LinearTestRandom {
@@ -229,6 +229,18 @@ private func ints(_ values: [Int]) -> Attribute { .ints(values) }
                                      activation: .relu))
     }
 
+    @Test func convWideOutputUsesBlockedEpilogue() throws {
+        var random = LinearTestRandom(27)
+        // 300 output channels: GEMM column blocks of 256 over a 320-column plane.
+        let x = random.tensor([2, 4, 16, 20]), b = random.tensor([300])
+        let w1 = random.tensor([300, 4, 1, 1]), w3 = random.tensor([300, 4, 3, 3])
+        let y1 = try runCompiled("Conv", [x, w1, b], [:], constant: [1, 2], activation: .relu)
+        expectClose(y1, referenceConv(x, w1, b, strides: [1, 1], dilations: [1, 1], padBegin: [0, 0], padEnd: [0, 0],
+                                      activation: .relu))
+        let y3 = try runCompiled("Conv", [x, w3, b], ["pads": ints([1, 1, 1, 1])], constant: [1, 2])
+        expectClose(y3, referenceConv(x, w3, b, strides: [1, 1], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1]))
+    }
+
     @Test func convSmallPlanesBatchImagesIntoOneGemm() throws {
         var random = LinearTestRandom(9)
         // 4x4 output planes, batch 5: several images share a GEMM, for 1x1 and 3x3 kernels.
@@ -309,6 +321,17 @@ private func ints(_ values: [Int]) -> Attribute { .ints(values) }
         expectClose(upper, referenceConvTranspose(x, w, nil, group: 1, strides: [2, 2], dilations: [1, 1], padBegin: [0, 0], output: [8, 8]))
         let lower = try evaluate("ConvTranspose", [x, w], ["strides": ints([2, 2]), "auto_pad": .string("SAME_LOWER")])
         expectClose(lower, referenceConvTranspose(x, w, nil, group: 1, strides: [2, 2], dilations: [1, 1], padBegin: [1, 1], output: [8, 8]))
+    }
+
+    @Test func convTranspose1D() throws {
+        var random = LinearTestRandom(28)
+        let x = random.tensor([2, 3, 6]), w = random.tensor([3, 2, 4]), b = random.tensor([2])
+        let y = try evaluate("ConvTranspose", [x, w, b], ["strides": ints([3]), "pads": ints([1, 2])])
+        // out = 3 * 5 + 4 - 1 - 2 = 16
+        let reference = referenceConvTranspose(x.reshaped([2, 3, 1, 6]), w.reshaped([3, 2, 1, 4]), b, group: 1,
+                                               strides: [1, 3], dilations: [1, 1], padBegin: [0, 1], output: [1, 16])
+        expectClose(y, reference.reshaped([2, 2, 16]))
+        #expect(throws: WhittleError.self) { try evaluate("ConvTranspose", [x, random.tensor([2, 2, 4])]) }
     }
 
     // MARK: Gemm and MatMul

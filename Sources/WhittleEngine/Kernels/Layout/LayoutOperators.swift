@@ -49,11 +49,38 @@ protocol LayoutRoutine: Sendable {
 }
 
 /// The float32 kernel of a layout routine.
-struct LayoutKernel<Routine: LayoutRoutine>: Kernel {
+///
+/// The routine is held as a closed enum rather than a generic parameter so that every call
+/// below is a direct call on a concrete type, which the optimizer specializes for `Float`
+/// (a generic kernel type called through `any Kernel` would run unspecialized code).
+struct LayoutKernel: Kernel {
+    enum Routine: Sendable {
+        case copy(PlainCopyRoutine)
+        case view(StridedViewRoutine)
+        case concat(ConcatRoutine)
+        case gather(GatherRoutine)
+        case pad(PadRoutine)
+        case nearest(NearestResizeRoutine)
+    }
+
     let routine: Routine
 
+    init(routine: PlainCopyRoutine) { self.routine = .copy(routine) }
+    init(routine: StridedViewRoutine) { self.routine = .view(routine) }
+    init(routine: ConcatRoutine) { self.routine = .concat(routine) }
+    init(routine: GatherRoutine) { self.routine = .gather(routine) }
+    init(routine: PadRoutine) { self.routine = .pad(routine) }
+    init(routine: NearestResizeRoutine) { self.routine = .nearest(routine) }
+
     func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>) {
-        routine.apply(inputs: inputs, outputs: outputs)
+        switch routine {
+        case .copy(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        case .view(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        case .concat(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        case .gather(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        case .pad(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        case .nearest(let routine): routine.apply(inputs: inputs, outputs: outputs)
+        }
     }
 }
 

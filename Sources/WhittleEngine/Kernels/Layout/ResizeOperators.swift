@@ -395,19 +395,26 @@ struct LinearResizeKernel: Kernel {
         let destination = outputs[0]
         guard outputColumns > 0, inputRows > 0, inputColumns > 0 else { return }
         let rows = planes * outputRows
-        parallelFor(rows, grain: max(1, StridedCopy.grainElements / (4 * outputColumns))) { row in
-            let plane = row / outputRows
-            let y = row - plane * outputRows
-            let base = source + plane * inputRows * inputColumns
-            let top = base + rowLow[y] * inputColumns
-            let bottom = base + rowHigh[y] * inputColumns
-            let wy = rowWeight[y]
-            let to = destination + row * outputColumns
-            for x in 0..<outputColumns {
-                let x0 = columnLow[x], x1 = columnHigh[x], wx = columnWeight[x]
-                let upper = top[x0] + (top[x1] - top[x0]) * wx
-                let lower = bottom[x0] + (bottom[x1] - bottom[x0]) * wx
-                to[x] = upper + (lower - upper) * wy
+        let outputRows = outputRows, inputRows = inputRows, inputColumns = inputColumns, outputColumns = outputColumns
+        columnLow.withUnsafeBufferPointer { columnLow in
+            columnHigh.withUnsafeBufferPointer { columnHigh in
+                columnWeight.withUnsafeBufferPointer { columnWeight in
+                    parallelFor(rows, grain: max(1, StridedCopy.grainElements / (4 * outputColumns))) { row in
+                        let plane = row / outputRows
+                        let y = row - plane * outputRows
+                        let base = source + plane * inputRows * inputColumns
+                        let top = base + rowLow[y] * inputColumns
+                        let bottom = base + rowHigh[y] * inputColumns
+                        let wy = rowWeight[y]
+                        let to = destination + row * outputColumns
+                        for x in 0..<outputColumns {
+                            let x0 = columnLow[x], x1 = columnHigh[x], wx = columnWeight[x]
+                            let upper = top[x0] + (top[x1] - top[x0]) * wx
+                            let lower = bottom[x0] + (bottom[x1] - bottom[x0]) * wx
+                            to[x] = upper + (lower - upper) * wy
+                        }
+                    }
+                }
             }
         }
     }

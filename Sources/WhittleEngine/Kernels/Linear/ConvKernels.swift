@@ -85,6 +85,10 @@ enum LinearConv {
             let taps = win.kH * win.kW
             let ranges = columnRanges
             let activation = self.activation
+            // Interior columns for a three-tap row (valid for every horizontal tap).
+            let interiorLo = win.kW == 3 ? max(ranges[0], ranges[2], ranges[4]) : 0
+            let interiorHi = win.kW == 3 ? min(ranges[1], ranges[3], ranges[5]) : 0
+            let fused = win.kH == 3 && win.kW == 3 && interiorLo < interiorHi
             parallelFor(layout.batch * outChannels) { plane in
                 let image = plane / outChannels, channel = plane % outChannels
                 let source = x + (image * layout.inChannels + channel / multiplier) * win.inPlane
@@ -94,6 +98,21 @@ enum LinearConv {
                 for oy in 0..<win.outH {
                     let row = destination + oy * win.outW
                     row.update(repeating: biasValue, count: win.outW)
+                    let top = oy * win.strideH - win.padTop
+                    if fused, top >= 0, top + 2 * win.dilationH < win.inH {
+                        // 3x3 window fully inside vertically: all nine taps in one pass over
+                        // the interior columns, then the border columns row by row.
+                        let rowStride = win.dilationH * win.inW
+                        let row0 = source + top * win.inW, row1 = row0 + rowStride, row2 = row1 + rowStride
+                        Self.accumulateNine(row, row0, row1, row2, weights, lo: interiorLo, hi: interiorHi, win: win)
+                        Self.accumulateBorders(row, row0, weights, lo: interiorLo, hi: interiorHi, win: win, ranges: ranges)
+                        Self.accumulateBorders(row, row1, weights + 3, lo: interiorLo, hi: interiorHi, win: win, ranges: ranges)
+                        Self.accumulateBorders(row, row2, weights + 6, lo: interiorLo, hi: interiorHi, win: win, ranges: ranges)
+                        if activation != .none {
+                            linearBiasActivation(row, count: win.outW, bias: 0, activation: activation)
+                        }
+                        continue
+                    }
                     for ky in 0..<win.kH {
                         let iy = oy * win.strideH - win.padTop + ky * win.dilationH
                         if iy < 0 || iy >= win.inH { continue }
@@ -107,40 +126,95 @@ enum LinearConv {
             }
         }
 
+        /// Interior columns `[lo, hi)` of a 3x3 window: `row[ox] += sum over ky, kx of
+        /// w[ky, kx] * rowKy[ox * stride - padLeft + kx * dilation]`, one pass, vectorizable.
+        @inline(__always)
+        static func accumulateNine(_ row: UnsafeMutablePointer<Float>, _ r0: UnsafePointer<Float>,
+                                   _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                   lo: Int, hi: Int, win: LinearPlanarWindow) {
+            let stride = win.strideW, d = win.dilationW
+            let start = lo * stride - win.padLeft, count = hi - lo
+            let a0 = r0 + start, a1 = a0 + d, a2 = a1 + d
+            let b0 = r1 + start, b1 = b0 + d, b2 = b1 + d
+            let c0 = r2 + start, c1 = c0 + d, c2 = c1 + d
+            let w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8]
+            let out = row + lo
+            if stride == 1 {
+                for i in 0..<count {
+                    let top = w0 * a0[i] + w1 * a1[i] + w2 * a2[i]
+                    let middle = w3 * b0[i] + w4 * b1[i] + w5 * b2[i]
+                    let bottom = w6 * c0[i] + w7 * c1[i] + w8 * c2[i]
+                    out[i] += top + middle + bottom
+                }
+            } else if stride == 2 {
+                // A constant stride lets the compiler use interleaved (shuffled) vector loads.
+                for i in 0..<count {
+                    let j = i &<< 1
+                    let top = w0 * a0[j] + w1 * a1[j] + w2 * a2[j]
+                    let middle = w3 * b0[j] + w4 * b1[j] + w5 * b2[j]
+                    let bottom = w6 * c0[j] + w7 * c1[j] + w8 * c2[j]
+                    out[i] += top + middle + bottom
+                }
+            } else {
+                for i in 0..<count {
+                    let j = i &* stride
+                    let top = w0 * a0[j] + w1 * a1[j] + w2 * a2[j]
+                    let middle = w3 * b0[j] + w4 * b1[j] + w5 * b2[j]
+                    let bottom = w6 * c0[j] + w7 * c1[j] + w8 * c2[j]
+                    out[i] += top + middle + bottom
+                }
+            }
+        }
+
+        /// The columns outside the interior `[lo, hi)` of one input row of a three-tap window.
+        @inline(__always)
+        static func accumulateBorders(_ row: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+                                      _ w: UnsafePointer<Float>, lo: Int, hi: Int, win: LinearPlanarWindow,
+                                      ranges: LinearTable<Int>) {
+            let stride = win.strideW
+            for kx in 0..<3 {
+                let wk = w[kx], offset = kx * win.dilationW - win.padLeft
+                for ox in ranges[2 * kx]..<min(lo, ranges[2 * kx + 1]) { row[ox] += wk * input[ox * stride + offset] }
+                for ox in max(hi, ranges[2 * kx])..<ranges[2 * kx + 1] { row[ox] += wk * input[ox * stride + offset] }
+            }
+        }
+
         /// `row[ox] += sum over kx of w[kx] * input[ox * stride - padLeft + kx * dilation]`.
-        /// With three taps and unit stride/dilation (the common 3x3 case) the interior
-        /// columns, valid for all three taps, are done in one fused pass.
+        /// With three taps (the common 3x3 case) the interior columns, valid for all three
+        /// taps, are done in one fused pass; the borders tap by tap. Index arithmetic in the
+        /// loops is wrapping (`&*`) so the compiler can vectorize them.
         @inline(__always)
         static func accumulateRow(_ row: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
                                   _ w: UnsafePointer<Float>, win: LinearPlanarWindow, ranges: LinearTable<Int>) {
             let stride = win.strideW, dilation = win.dilationW, pad = win.padLeft
-            if win.kW == 3 && stride == 1 {
-                // Interior: columns where all three taps are inside the row.
+            if win.kW == 3 {
                 let lo = max(ranges[0], ranges[2], ranges[4])
                 let hi = min(ranges[1], ranges[3], ranges[5])
                 if lo < hi {
                     let w0 = w[0], w1 = w[1], w2 = w[2]
-                    let base = input + (lo - pad)
-                    let out = row + lo
-                    for i in 0..<(hi - lo) {
-                        out[i] += w0 * base[i] + w1 * base[i + dilation] + w2 * base[i + 2 * dilation]
+                    let p0 = input + (lo * stride - pad), p1 = p0 + dilation, p2 = p1 + dilation
+                    let out = row + lo, count = hi - lo
+                    if stride == 1 {
+                        for i in 0..<count { out[i] += w0 * p0[i] + w1 * p1[i] + w2 * p2[i] }
+                    } else {
+                        for i in 0..<count {
+                            let j = i &* stride
+                            out[i] += w0 * p0[j] + w1 * p1[j] + w2 * p2[j]
+                        }
                     }
-                    // Borders: each tap on its own valid columns outside [lo, hi).
-                    for kx in 0..<3 {
-                        let wk = w[kx], offset = kx * dilation - pad
-                        for ox in ranges[2 * kx]..<min(lo, ranges[2 * kx + 1]) { row[ox] += wk * input[ox + offset] }
-                        for ox in max(hi, ranges[2 * kx])..<ranges[2 * kx + 1] { row[ox] += wk * input[ox + offset] }
-                    }
+                    accumulateBorders(row, input, w, lo: lo, hi: hi, win: win, ranges: ranges)
                     return
                 }
             }
             for kx in 0..<win.kW {
-                let wk = w[kx], offset = kx * dilation - pad
-                let lo = ranges[2 * kx], hi = ranges[2 * kx + 1]
+                let lo = ranges[2 * kx], count = ranges[2 * kx + 1] - lo
+                if count <= 0 { continue }
+                let wk = w[kx]
+                let source = input + (lo * stride + kx * dilation - pad), out = row + lo
                 if stride == 1 {
-                    for ox in lo..<hi { row[ox] += wk * input[ox + offset] }
+                    for i in 0..<count { out[i] += wk * source[i] }
                 } else {
-                    for ox in lo..<hi { row[ox] += wk * input[ox * stride + offset] }
+                    for i in 0..<count { out[i] += wk * source[i &* stride] }
                 }
             }
         }
@@ -159,6 +233,8 @@ enum LinearConv {
         let pointwise: Bool
         /// Images packed into one GEMM.
         let imagesPerGemm: Int
+        /// Output columns per GEMM when a bias/activation pass follows (about 256 KB of output).
+        let epilogueBlock: Int
         let scratchCount: Int
 
         init(layout: Layout, activation: FusedActivation, columnRanges: LinearTable<Int>) {
@@ -177,6 +253,7 @@ enum LinearConv {
                 while images > 1 && (depth + outPerGroup) * images * win.outPlane > 4 << 20 { images -= 1 }
             }
             imagesPerGemm = images
+            epilogueBlock = max(256, (65_536 / max(1, outPerGroup)) / 64 * 64)
             if images > 1 {
                 scratchCount = (depth + outPerGroup) * images * win.outPlane
             } else {
@@ -208,9 +285,26 @@ enum LinearConv {
                             im2col(x, firstImage: first, images: 1, group: group, into: scratch)
                             columns = UnsafePointer(scratch)
                         }
-                        linearGemm(transA: false, transB: false, m: outPerGroup, n: plane, k: depth, alpha: 1,
-                                   a: weights, lda: depth, b: columns, ldb: plane, beta: 0,
-                                   c: y + (first * outChannels + group * outPerGroup) * plane, ldc: plane)
+                        let result = y + (first * outChannels + group * outPerGroup) * plane
+                        if !needsEpilogue {
+                            linearGemm(transA: false, transB: false, m: outPerGroup, n: plane, k: depth, alpha: 1,
+                                       a: weights, lda: depth, b: columns, ldb: plane, beta: 0, c: result, ldc: plane)
+                            continue
+                        }
+                        // Column blocks small enough to stay in cache for the bias/activation pass.
+                        var start = 0
+                        while start < plane {
+                            let width = min(epilogueBlock, plane - start)
+                            linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
+                                       a: weights, lda: depth, b: columns + start, ldb: plane, beta: 0,
+                                       c: result + start, ldc: plane)
+                            parallelFor(outPerGroup, grain: max(1, 2048 / width)) { m in
+                                let channel = group * outPerGroup + m
+                                linearBiasActivation(result + m * plane + start, count: width,
+                                                     bias: bias?[channel] ?? 0, activation: activation)
+                            }
+                            start += width
+                        }
                     } else {
                         let width = count * plane
                         im2col(x, firstImage: first, images: count, group: group, into: scratch)
@@ -224,13 +318,6 @@ enum LinearConv {
                                                      to: y + ((first + image) * outChannels + channel) * plane,
                                                      count: plane, bias: bias?[channel] ?? 0, activation: activation)
                         }
-                    }
-                }
-                if count == 1 && needsEpilogue {
-                    let image = y + first * outChannels * plane
-                    parallelFor(outChannels) { channel in
-                        linearBiasActivation(image + channel * plane, count: plane, bias: bias?[channel] ?? 0,
-                                             activation: activation)
                     }
                 }
                 first += count
@@ -267,11 +354,13 @@ enum LinearConv {
                         let input = source + iy * win.inW
                         if lo > 0 { out.update(repeating: 0, count: lo) }
                         if hi < outW { (out + hi).update(repeating: 0, count: outW - hi) }
-                        if win.strideW == 1 {
-                            if hi > lo { (out + lo).update(from: input + (lo + offset), count: hi - lo) }
-                        } else {
-                            let stride = win.strideW
-                            for ox in lo..<hi { out[ox] = input[ox * stride + offset] }
+                        if hi > lo {
+                            let stride = win.strideW, source = input + (lo * stride + offset), target = out + lo
+                            if stride == 1 {
+                                target.update(from: source, count: hi - lo)
+                            } else {
+                                for i in 0..<(hi - lo) { target[i] = source[i &* stride] }
+                            }
                         }
                     }
                 }

@@ -165,10 +165,13 @@ enum LinearConvTranspose {
                                 if oy < 0 || oy >= win.inH { continue }
                                 let target = destination + oy * win.inW
                                 let values = column + iy * win.outW
-                                if win.strideW == 1 {
-                                    for ix in lo..<hi { target[ix + offset] += values[ix] }
+                                if hi <= lo { continue }
+                                let stride = win.strideW, count = hi - lo
+                                let into = target + (lo * stride + offset), from = values + lo
+                                if stride == 1 {
+                                    for i in 0..<count { into[i] += from[i] }
                                 } else {
-                                    for ix in lo..<hi { target[ix * win.strideW + offset] += values[ix] }
+                                    for i in 0..<count { into[i &* stride] += from[i] }
                                 }
                             }
                         }
