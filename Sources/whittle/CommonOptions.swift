@@ -46,8 +46,15 @@ func loadModel(_ path: String) throws -> Graph {
     try ONNXImporter.load(contentsOf: URL(fileURLWithPath: path))
 }
 
+/// Loads a data set for `graph` and checks that its arrays fit the model's inputs.
 func loadDataset(_ path: String, for graph: Graph) throws -> Dataset {
-    try Dataset.load(from: URL(fileURLWithPath: path), inputNames: graph.runtimeInputs.map(\.name))
+    let dataset = try Dataset.load(from: URL(fileURLWithPath: path), inputNames: graph.runtimeInputs.map(\.name))
+    do {
+        _ = try BatchRunner(graph: graph, batchSize: 1).validate(inputs: dataset.inputs)
+    } catch let error as WhittleError {
+        throw error.within(path)
+    }
+    return dataset
 }
 
 /// Human-friendly counts: 1.23M, 45.6k.

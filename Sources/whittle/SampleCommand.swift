@@ -15,9 +15,7 @@ struct Sample: ParsableCommand {
             let folder = try SampleModels.locate(explicit: samples)
             let model = folder.appendingPathComponent("digits-cnn.onnx").path
             let data = folder.appendingPathComponent("digits-test.npz").path
-            var inspect = Inspect()
-            inspect.model = model
-            try inspect.run()
+            try Inspect.parse([model]).run()
             print("")
             let graph = try loadModel(model)
             let dataset = try loadDataset(data, for: graph)

@@ -10,6 +10,9 @@ public final class BatchRunner: @unchecked Sendable {
     public let batchSize: Int
     public let options: CompileOptions
     private var plans: [Int: Plan] = [:]
+    /// Per-sample shape of each input (without the batch dimension). Taken from the declared
+    /// dimensions, and from the data for symbolic ones once `validate(inputs:)` has seen it.
+    public private(set) var sampleShapes: [String: [Int]]
 
     public init(graph: Graph, batchSize: Int, options: CompileOptions = CompileOptions()) throws {
         guard batchSize >= 1 else {
@@ -18,35 +21,60 @@ public final class BatchRunner: @unchecked Sendable {
         self.graph = graph
         self.batchSize = batchSize
         self.options = options
+        var shapes: [String: [Int]] = [:]
+        for input in graph.runtimeInputs {
+            shapes[input.name] = input.dimensions.dropFirst().map { $0.fixedValue ?? 0 }
+        }
+        self.sampleShapes = shapes
     }
 
     /// The plan for `size` samples, compiled on first use.
     public func plan(forBatch size: Int) throws -> Plan {
         if let plan = plans[size] { return plan }
-        let plan = try Plan(graph: graph, batchSize: size, options: options)
+        var infos: [String: TensorInfo] = [:]
+        for input in graph.runtimeInputs {
+            let sample = sampleShapes[input.name] ?? []
+            if let axis = sample.firstIndex(of: 0) {
+                throw WhittleError(.invalidArgument, "input '\(input.name)'",
+                                   "dimension \(axis + 1) is symbolic; its size comes from the data")
+            }
+            infos[input.name] = TensorInfo(shape: [size] + sample, elementType: input.elementType)
+        }
+        let plan = try Plan(analysis: GraphAnalysis(graph: graph, inputInfos: infos), options: options)
         plans[size] = plan
         return plan
     }
 
-    /// Checks that `inputs` hold every runtime input with `sampleCount` rows of the compiled
-    /// per-sample shape.
+    /// Checks that `inputs` hold every runtime input with one batch dimension and the
+    /// declared size on every fixed dimension; symbolic dimensions take the data's sizes.
+    /// Returns the number of samples.
+    @discardableResult
     public func validate(inputs: [String: Tensor]) throws -> Int {
         var count: Int?
-        let plan = try self.plan(forBatch: 1)
-        for name in plan.inputNames {
+        var shapes: [String: [Int]] = [:]
+        for input in graph.runtimeInputs {
+            let name = input.name
             guard let tensor = inputs[name] else {
                 throw WhittleError(.invalidData, "input '\(name)'", "missing from the data (found: \(inputs.keys.sorted().joined(separator: ", ")))")
             }
-            guard let expected = plan.inputInfo(name)?.shape, tensor.rank == expected.count,
-                  Array(tensor.shape.dropFirst()) == Array(expected.dropFirst()) else {
-                let expected = plan.inputInfo(name)?.shape.dropFirst().map(String.init).joined(separator: "x") ?? "?"
+            let declared = input.dimensions.dropFirst().map { $0.fixedValue.map(String.init) ?? "?" }.joined(separator: "x")
+            let fits = tensor.rank == input.dimensions.count && tensor.rank >= 1
+                && zip(tensor.shape.dropFirst(), input.dimensions.dropFirst()).allSatisfy { size, dimension in
+                    size >= 1 && (dimension.fixedValue.map { $0 == size } ?? true)
+                }
+            guard fits else {
                 throw WhittleError(.shapeMismatch, "input '\(name)'",
-                                   "data has shape \(tensor.shape), the model expects [N x \(expected)]")
+                                   "data has shape \(tensor.shape), the model expects [N x \(declared)]")
             }
             if let count, count != tensor.shape[0] {
                 throw WhittleError(.invalidData, "input '\(name)'", "has \(tensor.shape[0]) samples, other inputs have \(count)")
             }
             count = tensor.shape[0]
+            shapes[name] = Array(tensor.shape.dropFirst())
+        }
+        if shapes != sampleShapes {
+            sampleShapes = shapes
+            plans = [:]
         }
         return count ?? 0
     }
@@ -61,7 +89,7 @@ public final class BatchRunner: @unchecked Sendable {
         guard samples.lowerBound >= 0, samples.upperBound <= total else {
             throw WhittleError(.invalidArgument, "range", "samples \(samples) outside 0..<\(total)")
         }
-        let sources: [(name: String, values: [Float], rowSize: Int)] = try plan(forBatch: 1).inputNames.map { name in
+        let sources: [(name: String, values: [Float], rowSize: Int)] = graph.runtimeInputs.map(\.name).map { name in
             let tensor = inputs[name] ?? Tensor.zeros([1])
             return (name, tensor.floats, tensor.count / max(1, tensor.shape.first ?? 1))
         }

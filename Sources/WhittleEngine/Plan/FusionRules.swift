@@ -12,6 +12,11 @@ enum FusionRules {
 
     /// A kernel computing `activation(op(inputs))`, or nil when the family cannot fuse.
     static func makeKernel(context: NodeContext, outputs: [TensorInfo], activation: FusedActivation) throws -> (any Kernel)? {
-        nil
+        switch context.node.opType {
+        case "Conv": return try OperatorRegistry.makeConvKernel(context: context, outputs: outputs, activation: activation)
+        case "Gemm": return try OperatorRegistry.makeGemmKernel(context: context, outputs: outputs, activation: activation)
+        case "MatMul": return try OperatorRegistry.makeMatMulKernel(context: context, outputs: outputs, activation: activation)
+        default: return nil
+        }
     }
 }

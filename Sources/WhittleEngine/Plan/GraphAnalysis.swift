@@ -86,10 +86,15 @@ public struct GraphAnalysis: Sendable {
             }
             let context = NodeContext(node: node, inputs: inputs, constants: values, opsetVersion: graph.opsetVersion)
             let presentInputs = zip(inputs, values).filter { $0.0 != nil }
-            let foldable = presentInputs.allSatisfy { $0.1 != nil } && (spec.fold != nil || !presentInputs.isEmpty)
+            // Operators without a run-time kernel (Shape, Constant) fold from input shapes alone.
+            let foldsFromShapes = spec.makeKernel == nil && spec.fold != nil
+            let foldable = foldsFromShapes || (presentInputs.allSatisfy { $0.1 != nil } && (spec.fold != nil || !presentInputs.isEmpty))
             if foldable {
                 let outputs: [Tensor]
-                do { outputs = try OperatorRegistry.evaluate(node: node, inputs: values, opsetVersion: graph.opsetVersion) }
+                do {
+                    if foldsFromShapes, let fold = spec.fold { outputs = try fold(context) }
+                    else { outputs = try OperatorRegistry.evaluate(node: node, inputs: values, opsetVersion: graph.opsetVersion) }
+                }
                 catch let error as WhittleError { throw error }
                 catch { throw WhittleError(.invalidModel, label, "constant folding failed: \(error)") }
                 guard outputs.count >= node.outputs.filter({ !$0.isEmpty }).count else {

@@ -79,7 +79,8 @@ public struct Dataset: Sendable {
             } else if inputNames.count == 1, let tensor = arrays[Dataset.singleInputKey] {
                 inputs[name] = tensor
             } else {
-                let expected = inputNames.count == 1 ? "'\(name)' or '\(Dataset.singleInputKey)'" : "'\(name)'"
+                let expected = inputNames.count == 1 && name != Dataset.singleInputKey
+                    ? "'\(name)' or '\(Dataset.singleInputKey)'" : "'\(name)'"
                 let present = arrays.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
                 throw WhittleError(
                     .invalidData, source,

@@ -194,12 +194,11 @@ public enum ONNXImporter {
             throw WhittleError(.invalidModel, name,
                                "graph \(role) '\(proto.name)' has element type \(ONNXDataType.name(tensorType.elemType)), which is not supported")
         }
-        let dimensions = try tensorType.shape.dim.map { dim -> WhittleEngine.Dimension in
+        let dimensions = tensorType.shape.dim.map { dim -> WhittleEngine.Dimension in
             switch dim.value {
             case .dimValue(let size)?:
-                guard size >= 0, let fixed = Int(exactly: size) else {
-                    throw WhittleError(.invalidModel, name, "graph \(role) '\(proto.name)' has negative dimension \(size)")
-                }
+                // Exporters such as Paddle write -1 for a dimension of unknown size.
+                guard size >= 0, let fixed = Int(exactly: size) else { return .symbolic("") }
                 return .fixed(fixed)
             case .dimParam(let symbol)?: return .symbolic(symbol)
             case nil: return .symbolic("")

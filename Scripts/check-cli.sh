@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Bad input through the real binary: every case must exit 1 (not crash, not hang) with a
+# single-line error that names the offending file, flag or tensor.
+set -u
+WHITTLE=${1:-.build/release/whittle}
+PY=.venv/bin/python
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+passed=0; failed=0
+MODEL=SampleModels/digits-cnn.onnx
+DATA=SampleModels/digits-test.npz
+
+# expect_error NAME PATTERN -- command...   (exit status 1 or 64, one line on stderr matching PATTERN)
+expect_error() {
+  local name=$1 pattern=$2; shift 3
+  timeout 60 "$@" >"$WORK/out" 2>"$WORK/err"; local status=$?
+  local lines; lines=$(grep -c . "$WORK/err")
+  if { [ $status = 1 ] || [ $status = 64 ]; } && grep -q -- "$pattern" "$WORK/err" && [ "$lines" -le 3 ]; then
+    passed=$((passed + 1)); echo "ok    $name: $(head -n 1 "$WORK/err")"
+  else
+    failed=$((failed + 1)); echo "FAIL  $name (exit $status, want 1 with /$pattern/)"; sed 's/^/      /' "$WORK/err" | head -5
+  fi
+}
+
+expect_ok() {
+  local name=$1; shift 2
+  if timeout 120 "$@" >"$WORK/out" 2>"$WORK/err"; then passed=$((passed + 1)); echo "ok    $name"
+  else failed=$((failed + 1)); echo "FAIL  $name"; sed 's/^/      /' "$WORK/err" | head -5; fi
+}
+
+head -c 1000 "$MODEL" > "$WORK/truncated.onnx"
+head -c 4096 /dev/urandom > "$WORK/random.onnx"
+echo "not a model" > "$WORK/text.onnx"
+head -c 300 "$DATA" > "$WORK/truncated.npz"
+"$PY" - "$WORK" <<'PYEOF'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto
+w = sys.argv[1]
+np.savez(f"{w}/wrongkey.npz", images=np.zeros((4, 1, 16, 16), np.float32))
+np.savez(f"{w}/wrongshape.npz", x=np.zeros((4, 3, 16, 16), np.float32))
+np.savez(f"{w}/badlabels.npz", x=np.zeros((4, 1, 16, 16), np.float32), y=np.zeros((3,), np.int64))
+np.savez(f"{w}/fortran.npz", x=np.asfortranarray(np.zeros((4, 1, 16, 16), np.float32)))
+np.savez(f"{w}/object.npz", x=np.array([None, 1], dtype=object))
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+g = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], name="mystery")], "g", [x], [y])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{w}/unsupported.onnx")
+g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x], [y])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 7)]), f"{w}/opset7.onnx")
+g = helper.make_graph([helper.make_node("Add", ["x", "ghost"], ["y"], name="add")], "g", [x], [y])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{w}/dangling.onnx")
+PYEOF
+
+expect_error missing-model "nope.onnx" -- "$WHITTLE" inspect "$WORK/nope.onnx"
+expect_error truncated-model "truncated.onnx" -- "$WHITTLE" inspect "$WORK/truncated.onnx"
+expect_error random-model "random.onnx" -- "$WHITTLE" inspect "$WORK/random.onnx"
+expect_error text-model "text.onnx" -- "$WHITTLE" inspect "$WORK/text.onnx"
+expect_error unsupported-op "Frobnicate" -- "$WHITTLE" inspect "$WORK/unsupported.onnx"
+expect_error bad-opset "opset" -- "$WHITTLE" inspect "$WORK/opset7.onnx"
+expect_error dangling-input "ghost" -- "$WHITTLE" inspect "$WORK/dangling.onnx"
+expect_error truncated-data "truncated.npz" -- "$WHITTLE" eval "$MODEL" --data "$WORK/truncated.npz"
+expect_error missing-input-key "x" -- "$WHITTLE" eval "$MODEL" --data "$WORK/wrongkey.npz"
+expect_error wrong-input-shape "shape" -- "$WHITTLE" eval "$MODEL" --data "$WORK/wrongshape.npz"
+expect_error label-count "label" -- "$WHITTLE" eval "$MODEL" --data "$WORK/badlabels.npz"
+expect_error fortran-order "ortran" -- "$WHITTLE" eval "$MODEL" --data "$WORK/fortran.npz"
+expect_error object-array "object" -- "$WHITTLE" run "$MODEL" --input "$WORK/object.npz" --output "$WORK/o.npz"
+expect_error zero-batch "batch" -- "$WHITTLE" eval "$MODEL" --data "$DATA" --batch 0
+expect_error bad-threads "threads" -- "$WHITTLE" bench "$MODEL" --threads 0
+expect_error unknown-flag "frobnicate" -- "$WHITTLE" inspect "$MODEL" --frobnicate
+expect_error output-dir-missing "missing-dir" -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/missing-dir/o.npz"
+[ ! -e "$WORK/missing-dir/o.npz" ] || { failed=$((failed + 1)); echo "FAIL  half-written output left behind"; }
+
+expect_ok inspect-json -- "$WHITTLE" inspect "$MODEL" --json
+expect_ok eval -- "$WHITTLE" eval "$MODEL" --data "$DATA" --batch 50
+expect_ok run -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/out.npz"
+expect_ok bench -- "$WHITTLE" bench "$MODEL" --batch 8 --repeats 3
+expect_ok help-run -- "$WHITTLE" run --help
+expect_ok no-arguments -- "$WHITTLE"
+ls "$WORK"/*.tmp* >/dev/null 2>&1 && { failed=$((failed + 1)); echo "FAIL  temporary files left behind"; }
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" = 0 ]
