@@ -4,8 +4,8 @@
 Usage: compare_npz.py A.npz B.npz [--rtol 1e-4] [--atol 0]
 
 For every key of A, prints the max absolute difference, max |A| (the reference
-magnitude) and, for arrays of rank >= 1, the argmax agreement along the class axis (axis 1
-for rank >= 2, e.g. [N, C] logits or [N, C, H, W] maps; axis 0 for rank 1). Exits with
+magnitude) and, for arrays of rank >= 1, the argmax agreement along the class axis (the last axis
+e.g. [N, C] logits or [N, T, C] CTC outputs). Exits with
 status 1 when a key is missing from B, shapes differ, max abs diff > atol + rtol * max|A|,
 or any argmax differs.
 """
@@ -19,7 +19,9 @@ def argmax_agreement(ref, cand):
     """Fraction of positions whose argmax over the class axis agrees, or None for 0-d."""
     if ref.ndim == 0 or ref.size == 0:
         return None
-    axis = 1 if ref.ndim >= 2 else 0
+    # Classifier outputs are [N, classes]; sequence outputs such as CTC are [N, T, classes]:
+    # the class axis is the last one in both.
+    axis = -1
     if ref.shape[axis] == 0:
         return None
     a = np.argmax(ref, axis=axis)

@@ -21,6 +21,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Size of a symbolic input dimension, e.g. --dim W=320.")
     var dim: [String] = []
 
+    @Flag(name: .long, help: "Also time every layer and print where the time goes (by op type and the slowest layers).")
+    var profile = false
+
     @OptionGroup var engine: EngineOptions
 
     struct Report: Codable {
@@ -71,11 +74,47 @@ struct Bench: ParsableCommand {
                                 p90Milliseconds: percentile(times, 90) * 1000,
                                 samplesPerSecond: middle > 0 ? Double(batch) / middle : 0,
                                 planBytes: plan.totalBytes, peakResidentBytes: peakResidentBytes())
+            if profile { printProfile(plan) }
             if engine.json { try printJSON(report); return }
             print(String(format: "%@  batch %d  threads %d  median %.3f ms (p10 %.3f, p90 %.3f)  %.1f samples/s  plan %@%@",
                          model, batch, report.threads, report.medianMilliseconds, report.p10Milliseconds,
                          report.p90Milliseconds, report.samplesPerSecond, formatBytes(plan.totalBytes),
                          report.peakResidentBytes.map { "  peak RSS " + formatBytes($0) } ?? ""))
+        }
+    }
+}
+
+extension Bench {
+    /// Per-step median times over the repeats, grouped by op type, plus the slowest steps.
+    func printProfile(_ plan: Plan) {
+        let clock = ContinuousClock()
+        var samples = [[Double]](repeating: [], count: plan.steps.count)
+        for _ in 0..<repeats {
+            var last = clock.now
+            plan.execute { index, _ in
+                let now = clock.now
+                samples[index].append(seconds(now - last))
+                last = now
+            }
+        }
+        let medians = samples.map(median)
+        let total = max(medians.reduce(0, +), 1e-12)
+        var byOp: [String: (Double, Int)] = [:]
+        for (step, time) in zip(plan.steps, medians) {
+            let key = ([step.opType] + step.fused).joined(separator: "+")
+            byOp[key, default: (0, 0)].0 += time
+            byOp[key, default: (0, 0)].1 += 1
+        }
+        print("time by op (median per run, sum of steps \(String(format: "%.3f", total * 1000)) ms):")
+        for (op, entry) in byOp.sorted(by: { $0.value.0 > $1.value.0 }) {
+            print(String(format: "  %-28@ %9.3f ms  %5.1f%%  (%d steps)", op, entry.0 * 1000, 100 * entry.0 / total, entry.1))
+        }
+        print("slowest steps:")
+        for index in medians.indices.sorted(by: { medians[$0] > medians[$1] }).prefix(12) {
+            let step = plan.steps[index]
+            let shape = step.outputs.first.flatMap { plan.info($0)?.shape } ?? []
+            print(String(format: "  %-36@ %-22@ %9.3f ms  %@", step.nodeName, ([step.opType] + step.fused).joined(separator: "+"),
+                         medians[index] * 1000, shape.description))
         }
     }
 }
