@@ -31,13 +31,16 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
+        // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
+        .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
-                "WhittleEngine", "WhittleIO",
+                "WhittleEngine", "WhittleIO", "WhittleQuant",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
+        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
