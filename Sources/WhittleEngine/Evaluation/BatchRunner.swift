@@ -10,6 +10,8 @@ public final class BatchRunner: @unchecked Sendable {
     public let batchSize: Int
     public let options: CompileOptions
     private var plans: [Int: Plan] = [:]
+    /// The graph plans are compiled from (after `options.prepare`, e.g. BatchNorm folded).
+    private let compiledGraph: Graph
     /// Per-sample shape of each input (without the batch dimension). Taken from the declared
     /// dimensions, and from the data for symbolic ones once `validate(inputs:)` has seen it.
     public private(set) var sampleShapes: [String: [Int]]
@@ -21,6 +23,7 @@ public final class BatchRunner: @unchecked Sendable {
         self.graph = graph
         self.batchSize = batchSize
         self.options = options
+        self.compiledGraph = try options.prepare(graph)
         var shapes: [String: [Int]] = [:]
         for input in graph.runtimeInputs {
             shapes[input.name] = input.dimensions.dropFirst().map { $0.fixedValue ?? 0 }
@@ -40,7 +43,7 @@ public final class BatchRunner: @unchecked Sendable {
             }
             infos[input.name] = TensorInfo(shape: [size] + sample, elementType: input.elementType)
         }
-        let plan = try Plan(analysis: GraphAnalysis(graph: graph, inputInfos: infos), options: options)
+        let plan = try Plan(analysis: GraphAnalysis(graph: compiledGraph, inputInfos: infos), options: options)
         plans[size] = plan
         return plan
     }

@@ -6,10 +6,19 @@ public struct CompileOptions: Sendable {
     /// Tensors that must stay readable after a run (observers, per-layer outputs): they get
     /// their own memory and are never fused away.
     public var preservedTensors: Set<String>
+    /// Fold inference BatchNormalization into the preceding Conv/ConvTranspose/Gemm before
+    /// compiling (what every float runtime does; tensor names are kept).
+    public var foldBatchNorm: Bool
 
-    public init(fuseActivations: Bool = true, preservedTensors: Set<String> = []) {
+    public init(fuseActivations: Bool = true, preservedTensors: Set<String> = [], foldBatchNorm: Bool = true) {
         self.fuseActivations = fuseActivations
         self.preservedTensors = preservedTensors
+        self.foldBatchNorm = foldBatchNorm
+    }
+
+    /// The graph a plan is actually compiled from under these options.
+    public func prepare(_ graph: Graph) throws -> Graph {
+        foldBatchNorm ? try BatchNormFolding.fold(graph, preserving: preservedTensors).graph : graph
     }
 }
 
@@ -51,9 +60,10 @@ public final class Plan: @unchecked Sendable {
     /// Compiles `graph` for the given batch size (symbolic dimension 0 of every input).
     public convenience init(graph: Graph, batchSize: Int, dimensions: [String: Int] = [:],
                             options: CompileOptions = CompileOptions()) throws {
-        try self.init(analysis: GraphAnalysis(graph: graph, batchSize: batchSize, dimensions: dimensions), options: options)
+        try self.init(analysis: GraphAnalysis(graph: options.prepare(graph), batchSize: batchSize, dimensions: dimensions), options: options)
     }
 
+    /// Compiles an analysed graph as it is (`options.prepare` is the caller's business here).
     public init(analysis: GraphAnalysis, options: CompileOptions = CompileOptions()) throws {
         self.analysis = analysis
         let graph = analysis.graph

@@ -1,0 +1,144 @@
+import Testing
+@testable import WhittleEngine
+
+/// End-to-end compilation: folding, fusion, memory reuse and batch handling.
+@Suite("Compiled plans")
+struct PlanTests {
+    static func random(_ shape: [Int], seed: UInt64) -> Tensor {
+        var state = seed
+        let values = (0..<shape.reduce(1, *)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(truncatingIfNeeded: state >> 33) % 2001 - 1000) / 1000
+        }
+        return Tensor(shape: shape, floats: values)
+    }
+
+    /// x -> Conv(3x3, pad 1) -> BN -> Relu -> Conv(1x1) -> BN -> Add(residual with first BN output) -> Clip -> GAP -> Flatten -> Gemm
+    static func residualGraph() -> Graph {
+        var initializers: [String: Tensor] = [
+            "w1": random([8, 3, 3, 3], seed: 1), "b1": random([8], seed: 2),
+            "w2": random([8, 8, 1, 1], seed: 3),
+            "fc.w": random([4, 8], seed: 4), "fc.b": random([4], seed: 5),
+            "lo": Tensor(shape: [], floats: [0]), "hi": Tensor(shape: [], floats: [6]),
+        ]
+        for prefix in ["bn1", "bn2"] {
+            initializers["\(prefix).g"] = Tensor(shape: [8], floats: random([8], seed: 6).floats.map { 1 + $0 / 2 })
+            initializers["\(prefix).b"] = random([8], seed: 7)
+            initializers["\(prefix).m"] = random([8], seed: 8)
+            initializers["\(prefix).v"] = Tensor(shape: [8], floats: random([8], seed: 9).floats.map { 0.5 + abs($0) })
+        }
+        return Graph(
+            name: "residual",
+            nodes: [
+                Node(name: "conv1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["c1"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "bn1", opType: "BatchNormalization", inputs: ["c1", "bn1.g", "bn1.b", "bn1.m", "bn1.v"], outputs: ["n1"]),
+                Node(name: "relu1", opType: "Relu", inputs: ["n1"], outputs: ["r1"]),
+                Node(name: "conv2", opType: "Conv", inputs: ["r1", "w2"], outputs: ["c2"]),
+                Node(name: "bn2", opType: "BatchNormalization", inputs: ["c2", "bn2.g", "bn2.b", "bn2.m", "bn2.v"], outputs: ["n2"], attributes: ["epsilon": .float(1e-3)]),
+                Node(name: "add", opType: "Add", inputs: ["n2", "r1"], outputs: ["sum"]),
+                Node(name: "clip", opType: "Clip", inputs: ["sum", "lo", "hi"], outputs: ["act"]),
+                Node(name: "gap", opType: "GlobalAveragePool", inputs: ["act"], outputs: ["pooled"]),
+                Node(name: "flatten", opType: "Flatten", inputs: ["pooled"], outputs: ["flat"]),
+                Node(name: "fc", opType: "Gemm", inputs: ["flat", "fc.w", "fc.b"], outputs: ["logits"], attributes: ["transB": .int(1)]),
+            ],
+            initializers: initializers,
+            inputs: [ValueInfo(name: "x", dimensions: [.symbolic("N"), .fixed(3), .fixed(6), .fixed(6)])],
+            outputs: [ValueInfo(name: "logits", dimensions: [.symbolic("N"), .fixed(4)])],
+            opsetVersion: 13)
+    }
+
+    /// Runs every node one at a time through `OperatorRegistry.evaluate` (no plan, no fusion).
+    static func interpret(_ graph: Graph, _ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        var values = graph.initializers.merging(inputs) { a, _ in a }
+        for node in graph.nodes {
+            let outputs = try OperatorRegistry.evaluate(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : values[$0] },
+                                                        opsetVersion: graph.opsetVersion)
+            for (name, tensor) in zip(node.outputs, outputs) { values[name] = tensor }
+        }
+        return values
+    }
+
+    static func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
+        zip(a.floats, b.floats).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    @Test func planMatchesNodeByNodeInterpretation() throws {
+        let graph = Self.residualGraph()
+        let x = Self.random([2, 3, 6, 6], seed: 11)
+        let expected = try #require(try Self.interpret(graph, ["x": x])["logits"])
+        for options in [CompileOptions(), CompileOptions(fuseActivations: false, foldBatchNorm: false)] {
+            let plan = try Plan(graph: graph, batchSize: 2, options: options)
+            let got = try #require(try plan.run(["x": x])["logits"])
+            #expect(got.shape == [2, 4])
+            #expect(Self.maxDifference(got, expected) < 1e-4)
+        }
+    }
+
+    @Test func batchNormIsFoldedAndActivationsFused() throws {
+        let plan = try Plan(graph: Self.residualGraph(), batchSize: 1)
+        let ops = plan.steps.map { ([$0.opType] + $0.fused).joined(separator: "+") }
+        #expect(!ops.contains("BatchNormalization"))
+        #expect(ops.first == "Conv+Relu")
+        // conv2's output feeds the residual Add, so nothing can fuse into it.
+        #expect(ops.contains("Conv"))
+        let unfolded = try Plan(graph: Self.residualGraph(), batchSize: 1, options: CompileOptions(foldBatchNorm: false))
+        #expect(unfolded.steps.filter { $0.opType == "BatchNormalization" }.count == 2)
+    }
+
+    @Test func foldingKeepsTensorNamesAndDropsStatistics() throws {
+        let (folded, folds) = try BatchNormFolding.fold(Self.residualGraph())
+        #expect(folds.map(\.batchNorm) == ["bn1", "bn2"])
+        #expect(folded.nodes.first?.outputs == ["n1"])
+        #expect(folded.initializers["bn1.m"] == nil)
+        #expect(folded.nodes.contains { $0.name == "conv2" && $0.inputs.count == 3 })
+    }
+
+    @Test func preservedTensorsBlockFoldingAndFusion() throws {
+        let plan = try Plan(graph: Self.residualGraph(), batchSize: 1, options: CompileOptions(preservedTensors: ["c1", "n1"]))
+        #expect(plan.steps.contains { $0.opType == "BatchNormalization" && $0.nodeName == "bn1" })
+        #expect(plan.outputBuffer("c1") != nil)
+        #expect(plan.steps.first { $0.nodeName == "bn1" }?.fused == [])
+    }
+
+    @Test func arenaIsSmallerThanTheSumOfActivations() throws {
+        let plan = try Plan(graph: Self.residualGraph(), batchSize: 4, options: CompileOptions(fuseActivations: false, foldBatchNorm: false))
+        let sum = plan.analysis.runtimeNodes.flatMap(\.outputInfos).reduce(0) { $0 + $1.count }
+        #expect(plan.arenaFloats < sum)
+    }
+
+    @Test func batchRunnerHandlesRemainderBatches() throws {
+        let graph = Self.residualGraph()
+        let x = Self.random([5, 3, 6, 6], seed: 21)
+        let runner = try BatchRunner(graph: graph, batchSize: 2)
+        let outputs = try runner.outputs(inputs: ["x": x])
+        let whole = try Plan(graph: graph, batchSize: 5).run(["x": x])
+        let a = try #require(outputs["logits"]), b = try #require(whole["logits"])
+        #expect(a.shape == [5, 4])
+        #expect(Self.maxDifference(a, b) < 1e-5)
+    }
+
+    @Test func unsupportedOperatorIsNamed() {
+        var graph = Self.residualGraph()
+        graph.nodes[2].opType = "Frobnicate"
+        #expect {
+            try Plan(graph: graph, batchSize: 1)
+        } throws: { error in
+            (error as? WhittleError)?.description.contains("relu1") == true
+        }
+    }
+
+    @Test func wrongInputShapeIsRejected() throws {
+        let plan = try Plan(graph: Self.residualGraph(), batchSize: 1)
+        #expect(throws: WhittleError.self) { try plan.run(["x": Self.random([1, 3, 5, 5], seed: 1)]) }
+    }
+
+    @Test func costModelCountsMacsAndParameters() throws {
+        let cost = CostModel.analyze(try GraphAnalysis(graph: Self.residualGraph(), batchSize: 1))
+        let conv1 = try #require(cost.layers.first { $0.name == "conv1" })
+        #expect(conv1.macs == 8 * 6 * 6 * 3 * 9)
+        #expect(conv1.parameters == 8 * 27 + 8)
+        let fc = try #require(cost.layers.first { $0.name == "fc" })
+        #expect(fc.macs == 4 * 8)
+        #expect(cost.totalMACs == 8 * 36 * 27 + 8 * 36 * 8 + 32)
+    }
+}
