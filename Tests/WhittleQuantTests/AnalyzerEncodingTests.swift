@@ -207,6 +207,25 @@ struct AnalyzerEncodingTests {
         #expect(tiny.lowerBound <= -5 && tiny.upperBound >= 5)
     }
 
+    @Test func largeBatchesUndoAndGrowCorrectly() throws {
+        // Batches of 100k take the two-thread path; a wider batch and a NaN batch are undone.
+        var random = TestRandom(seed: 31)
+        let first = (0..<100_000).map { _ in random.uniform(-1, 1) }
+        var second = (0..<100_001).map { _ in random.uniform(-4, 4) }
+        var histogram = try GrowingHistogram(binCount: 256)
+        try withBuffer(first) { try histogram.observe($0) }
+        second[77_777] = .nan
+        #expect(throws: QuantizationError.containsNaN) { try withBuffer(second) { try histogram.observe($0) } }
+        #expect(histogram.counts.reduce(0, +) == 100_000)
+        second[77_777] = 0
+        try withBuffer(second) { try histogram.observe($0) }
+        #expect(histogram.counts.reduce(0, +) == 200_001)
+        #expect(histogram.count == 200_001)
+        // Mixture of U(-1, 1) and U(-4, 4): CDF(x) = 1/2 + 0.3125 x on [0, 1], so the 75% quantile is 0.8.
+        #expect(abs(histogram.quantile(0.5)) < 0.05)
+        #expect(abs(histogram.quantile(0.75) - 0.8) < 0.05)
+    }
+
     @Test func exactRebinningOnDoubling() throws {
         // Values on bin centres: after growth, each old bin's count lands in one new bin.
         var histogram = try GrowingHistogram(binCount: 8)

@@ -1,3 +1,5 @@
+import WhittleEngine
+
 /// A fixed-bin-count histogram whose range grows with the data, so no value is ever dropped
 /// (AIMET 1 fixes the range from the first batch and drops later outliers; see aimet.md §5.3).
 ///
@@ -9,9 +11,8 @@
 /// with a tiny or zero range) re-bins old counts by their bin midpoints instead; those old
 /// bins are then far narrower than one new bin.
 ///
-/// Cost per batch: one pass computing `Int((x - lowerBound) * inverseWidth)` (a multiply, no
-/// division) and an increment, with the running min/max and a NaN count folded into the same
-/// pass. Four interleaved count arrays break the store-to-load dependency when many values hit
+/// Cost per batch: one pass computing each bin index with a multiply (no division) and an
+/// increment, with the running min/max and NaN detection folded into the same pass. Four interleaved count arrays break the store-to-load dependency when many values hit
 /// one bin (ReLU zeros). In the rare case of a batch outside the range, the pass is undone
 /// (same indices, decrement), the range grows and the pass runs again. No allocation per call
 /// except when the range grows.
@@ -119,48 +120,37 @@ public struct GrowingHistogram: Sendable {
     /// One pass adding `delta` (1, or UInt32.max to subtract 1) to each value's bin; returns
     /// the batch's min, max and whether it had NaN. Values outside the range land in the edge
     /// bins (NaN in bin 0); the caller undoes such a pass.
+    ///
+    /// Eight values at a time: vector min/max/NaN tracking and a vector bin index
+    /// `round((x - lowerBound) * inverseWidth - 1/2)`, clamped to the bins, converted to an
+    /// integer with the 1.5 * 2^23 "magic number" (no checked float-to-int conversion); then
+    /// eight scalar increments spread over the four count lanes. Batches of 64K values or more are
+    /// split over two threads, each owning two lanes. A value exactly on an inner
+    /// bin edge may land in either neighbouring bin (ties to even), which no analyzer can tell.
     private mutating func binPass(_ values: UnsafeBufferPointer<Float>, delta: UInt32) -> (min: Float, max: Float, nan: Bool) {
+        let geometry = BinGeometry(
+            low: Float(lowerBound),
+            inverse: binWidth > 0 ? Swift.min(Float(1 / binWidth), .greatestFiniteMagnitude) : 0,
+            last: Float(binCount - 1), delta: delta)
         let bins = binCount
-        let low = Float(lowerBound)
-        let inverse: Float = binWidth > 0 ? Swift.min(Float(1 / binWidth), .greatestFiniteMagnitude) : 0
-        let last = Float(bins - 1)
         return hot.withUnsafeMutableBufferPointer { counts -> (min: Float, max: Float, nan: Bool) in
             guard let h0 = counts.baseAddress, let source = values.baseAddress else { return (.infinity, -.infinity, false) }
-            let h1 = h0 + bins, h2 = h0 + 2 * bins, h3 = h0 + 3 * bins
-            @inline(__always) func index(_ x: Float) -> Int {
-                var f = (x - low) * inverse
-                f = f > 0 ? f : 0
-                f = f < last ? f : last
-                return Int(f)
-            }
-            var min0 = Float.infinity, min1 = Float.infinity, min2 = Float.infinity, min3 = Float.infinity
-            var max0 = -Float.infinity, max1 = -Float.infinity, max2 = -Float.infinity, max3 = -Float.infinity
-            var nans = 0
             let n = values.count
-            var i = 0
-            while i + 4 <= n {
-                let x0 = source[i], x1 = source[i + 1], x2 = source[i + 2], x3 = source[i + 3]
-                min0 = x0 < min0 ? x0 : min0; max0 = x0 > max0 ? x0 : max0
-                min1 = x1 < min1 ? x1 : min1; max1 = x1 > max1 ? x1 : max1
-                min2 = x2 < min2 ? x2 : min2; max2 = x2 > max2 ? x2 : max2
-                min3 = x3 < min3 ? x3 : min3; max3 = x3 > max3 ? x3 : max3
-                nans &+= (x0 != x0 ? 1 : 0) &+ (x1 != x1 ? 1 : 0) &+ (x2 != x2 ? 1 : 0) &+ (x3 != x3 ? 1 : 0)
-                h0[index(x0)] &+= delta
-                h1[index(x1)] &+= delta
-                h2[index(x2)] &+= delta
-                h3[index(x3)] &+= delta
-                i += 4
+            // Two threads (or more) each own two of the four count lanes; small batches run inline.
+            let threads = Swift.min(EngineThreads.count, 2)
+            if threads < 2 || n < 1 << 16 {
+                return geometry.bin(source, n, h0, h0 + bins, h0 + 2 * bins, h0 + 3 * bins)
             }
-            while i < n {
-                let x = source[i]
-                min0 = x < min0 ? x : min0; max0 = x > max0 ? x : max0
-                nans &+= (x != x ? 1 : 0)
-                h0[index(x)] &+= delta
-                i += 1
+            return withUnsafeTemporaryAllocation(of: (min: Float, max: Float, nan: Bool).self, capacity: 2) { results in
+                parallelFor(2) { part in
+                    let start = part * (n / 2)
+                    let count = part == 0 ? n / 2 : n - n / 2
+                    let a = h0 + (2 * part) * bins, b = h0 + (2 * part + 1) * bins
+                    results[part] = geometry.bin(source + start, count, a, b, a, b)
+                }
+                return (Swift.min(results[0].min, results[1].min), Swift.max(results[0].max, results[1].max),
+                        results[0].nan || results[1].nan)
             }
-            let lowest = Swift.min(Swift.min(min0, min1), Swift.min(min2, min3))
-            let highest = Swift.max(Swift.max(max0, max1), Swift.max(max2, max3))
-            return (lowest, highest, nans > 0)
         }
     }
 
@@ -241,5 +231,70 @@ public struct GrowingHistogram: Sendable {
             cumulative += c
         }
         return Double(maximum)
+    }
+}
+
+/// The bin-index arithmetic of one `GrowingHistogram` pass.
+private struct BinGeometry {
+    let low: Float
+    let inverse: Float
+    let last: Float
+    /// 1 to count, UInt32.max (wrapping -1) to undo.
+    let delta: UInt32
+
+    /// Bins `count` values into four count lanes (which may repeat); returns min, max, NaN seen.
+    func bin(
+        _ source: UnsafePointer<Float>, _ n: Int,
+        _ h0: UnsafeMutablePointer<UInt32>, _ h1: UnsafeMutablePointer<UInt32>,
+        _ h2: UnsafeMutablePointer<UInt32>, _ h3: UnsafeMutablePointer<UInt32>
+    ) -> (min: Float, max: Float, nan: Bool) {
+        let magic: Float = 12_582_912
+        let magicBits = magic.bitPattern
+        var lowest = SIMD8<Float>(repeating: .infinity)
+        var highest = SIMD8<Float>(repeating: -.infinity)
+        var nan = SIMDMask<SIMD8<Int32>>(repeating: false)
+        let lowVector = SIMD8<Float>(repeating: low)
+        let inverseVector = SIMD8<Float>(repeating: inverse)
+        let half = SIMD8<Float>(repeating: 0.5)
+        let zero = SIMD8<Float>(repeating: 0)
+        let lastVector = SIMD8<Float>(repeating: last)
+        let magicVector = SIMD8<Float>(repeating: magic)
+        let magicBitsVector = SIMD8<UInt32>(repeating: magicBits)
+        let raw = UnsafeRawPointer(source)
+        var i = 0
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            lowest.replace(with: v, where: v .< lowest)
+            highest.replace(with: v, where: v .> highest)
+            nan = nan .| (v .!= v)
+            var g = (v - lowVector) * inverseVector - half
+            g.replace(with: zero, where: .!(g .> zero))
+            g.replace(with: lastVector, where: g .> lastVector)
+            let index = unsafeBitCast(g + magicVector, to: SIMD8<UInt32>.self) &- magicBitsVector
+            h0[Int(index[0])] &+= delta
+            h1[Int(index[1])] &+= delta
+            h2[Int(index[2])] &+= delta
+            h3[Int(index[3])] &+= delta
+            h0[Int(index[4])] &+= delta
+            h1[Int(index[5])] &+= delta
+            h2[Int(index[6])] &+= delta
+            h3[Int(index[7])] &+= delta
+            i += 8
+        }
+        var minimum = lowest.min()
+        var maximum = highest.max()
+        var sawNaN = any(nan)
+        while i < n {
+            let x = source[i]
+            minimum = x < minimum ? x : minimum
+            maximum = x > maximum ? x : maximum
+            if x != x { sawNaN = true }
+            var g = (x - low) * inverse - 0.5
+            g = g > 0 ? g : 0
+            g = g < last ? g : last
+            h0[Int((g + magic).bitPattern &- magicBits)] &+= delta
+            i += 1
+        }
+        return (minimum, maximum, sawNaN)
     }
 }
