@@ -1,0 +1,39 @@
+import Foundation
+import WhittleQuant
+
+/// Deterministic generator for tests (SplitMix64).
+struct TestRandom {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    mutating func uniform(_ low: Float, _ high: Float) -> Float { low + (high - low) * Float(unit()) }
+
+    /// Standard normal (Box-Muller).
+    mutating func gaussian() -> Float {
+        let u = max(unit(), 1e-300), v = unit()
+        return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
+    }
+}
+
+/// Reference quantize-dequantize, written plainly: ONNX QuantizeLinear semantics.
+func referenceQDQ(_ x: Float, _ e: QuantizationEncoding) -> Float {
+    if x.isNaN { return Float(e.offset) * e.scale }
+    let q = (x / e.scale).rounded(.toNearestOrEven)
+    let clamped = min(max(q, Float(e.offset)), Float(e.offset + e.steps))
+    return clamped * e.scale
+}
+
+func withBuffer<R>(_ values: [Float], _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    try values.withUnsafeBufferPointer(body)
+}
