@@ -40,7 +40,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
-        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant"]),
+        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
