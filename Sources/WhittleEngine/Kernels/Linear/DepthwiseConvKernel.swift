@@ -130,9 +130,17 @@ struct LinearDepthwiseKernel: Kernel {
                 let a = rowBase + first * phaseStride + (padLeft >> 1)
                 let b = rowBase + (1 - first) * phaseStride + ((padLeft + 1) >> 1)
                 let pairs = columns >> 1
-                for i in 0..<pairs {
+                var i = 0
+                while i &+ 8 <= pairs {
+                    let v = UnsafeRawPointer(input + (i &<< 1)).loadUnaligned(as: SIMD16<Float>.self)
+                    Self.store(v.evenHalf, a, i)
+                    Self.store(v.oddHalf, b, i)
+                    i &+= 8
+                }
+                while i < pairs {
                     a[i] = input[i &<< 1]
                     b[i] = input[(i &<< 1) &+ 1]
+                    i &+= 1
                 }
                 if columns & 1 == 1 { a[pairs] = input[columns - 1] }
             } else {
