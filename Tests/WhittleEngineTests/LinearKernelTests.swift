@@ -1,5 +1,5 @@
 import Testing
-import WhittleEngine
+@testable import WhittleEngine
 
 /// Deterministic pseudo-random numbers for test tensors.
 private struct LinearTestRandom {
@@ -218,6 +218,103 @@ private func ints(_ values: [Int]) -> Attribute { .ints(values) }
         let x = random.tensor([1, 4, 8, 9]), w = random.tensor([4, 1, 3, 3])
         let y = try evaluate("Conv", [x, w], ["auto_pad": .string("SAME_UPPER"), "group": .int(4), "strides": ints([2, 2])])
         expectClose(y, referenceConv(x, w, nil, group: 4, strides: [2, 2], dilations: [1, 1], padBegin: [0, 1], padEnd: [1, 1]))
+    }
+
+    /// One depthwise case for the direct kernel: input `[n, c, h, w]`, kernel `[kh, kw]`,
+    /// depth multiplier, strides, dilations, pads `[t, l, b, r]` (or an `auto_pad` mode).
+    struct DepthwiseCase: Sendable, CustomStringConvertible {
+        var input: [Int], kernel: [Int], multiplier = 1, strides = [1, 1], dilations = [1, 1]
+        var pads = [0, 0, 0, 0], autoPad: String? = nil
+        var activation: FusedActivation = .none, bias = true
+        var description: String { "\(input) k\(kernel) m\(multiplier) s\(strides) d\(dilations) p\(pads) \(autoPad ?? "")" }
+    }
+
+    static let depthwiseCases: [DepthwiseCase] = [
+        // 5x5 stride 2 with asymmetric SAME_UPPER padding (even input: 1 before, 2 after).
+        DepthwiseCase(input: [2, 3, 14, 16], kernel: [5, 5], strides: [2, 2], autoPad: "SAME_UPPER",
+                      activation: .clip(min: 0, max: 6)),
+        // Odd input: 2 before, 2 after; SAME_LOWER puts the odd element first.
+        DepthwiseCase(input: [1, 4, 15, 13], kernel: [5, 5], strides: [2, 2], autoPad: "SAME_UPPER"),
+        DepthwiseCase(input: [1, 4, 12, 10], kernel: [5, 5], strides: [2, 2], autoPad: "SAME_LOWER"),
+        DepthwiseCase(input: [3, 2, 7, 7], kernel: [5, 5], pads: [2, 2, 2, 2], activation: .relu),
+        DepthwiseCase(input: [2, 5, 11, 9], kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+        DepthwiseCase(input: [2, 3, 10, 12], kernel: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1],
+                      activation: .clip(min: -0.25, max: 0.5)),
+        DepthwiseCase(input: [1, 3, 9, 11], kernel: [3, 3], dilations: [2, 2], pads: [2, 2, 2, 2]),
+        DepthwiseCase(input: [2, 2, 13, 12], kernel: [5, 5], strides: [2, 1], dilations: [1, 2], pads: [3, 0, 1, 4]),
+        DepthwiseCase(input: [2, 3, 8, 9], kernel: [3, 3], multiplier: 2, pads: [1, 1, 1, 1], activation: .relu),
+        DepthwiseCase(input: [1, 2, 9, 9], kernel: [5, 5], multiplier: 3, strides: [2, 2], pads: [2, 2, 2, 2], bias: false),
+        // Stride 3 (generic phase split), non-square and unusual kernels, pads larger than needed.
+        DepthwiseCase(input: [1, 3, 13, 14], kernel: [3, 3], strides: [3, 3], pads: [1, 2, 2, 1]),
+        DepthwiseCase(input: [2, 2, 9, 10], kernel: [2, 4], strides: [1, 2], pads: [1, 2, 0, 1]),
+        DepthwiseCase(input: [1, 2, 8, 11], kernel: [5, 3], pads: [2, 1, 2, 1], activation: .clip(min: -1, max: 0.3)),
+        DepthwiseCase(input: [1, 2, 6, 6], kernel: [3, 3], strides: [2, 2], pads: [3, 3, 3, 3]),
+        DepthwiseCase(input: [1, 3, 1, 1], kernel: [3, 3], pads: [1, 1, 1, 1]),
+        DepthwiseCase(input: [1, 2, 4, 5], kernel: [4, 5], bias: false),
+        // EfficientNet-like plane sizes.
+        DepthwiseCase(input: [2, 4, 28, 28], kernel: [5, 5], autoPad: "SAME_UPPER", activation: .clip(min: 0, max: 6)),
+        DepthwiseCase(input: [1, 3, 56, 56], kernel: [3, 3], strides: [2, 2], autoPad: "SAME_UPPER"),
+    ]
+
+    /// Direct depthwise kernel against the reference, through the executor path (weights and
+    /// bias constant, fused activation) and the folding path.
+    @Test(arguments: depthwiseCases)
+    func convDepthwiseDirect(_ c: DepthwiseCase) throws {
+        var random = LinearTestRandom(UInt64(c.input.reduce(0, +) * 31 + c.kernel[0] * 7 + c.multiplier))
+        let channels = c.input[1], m = channels * c.multiplier
+        let x = random.tensor(c.input), w = random.tensor([m, 1] + c.kernel)
+        let b = c.bias ? random.tensor([m]) : nil
+        var attrs: [String: Attribute] = ["group": .int(channels), "strides": ints(c.strides), "dilations": ints(c.dilations)]
+        var begin = [c.pads[0], c.pads[1]], end = [c.pads[2], c.pads[3]]
+        if let mode = c.autoPad {
+            attrs["auto_pad"] = .string(mode)
+            for axis in 0..<2 {
+                let size = c.input[2 + axis], s = c.strides[axis]
+                let out = (size + s - 1) / s
+                let total = max(0, (out - 1) * s + (c.kernel[axis] - 1) * c.dilations[axis] + 1 - size)
+                begin[axis] = mode == "SAME_UPPER" ? total / 2 : total - total / 2
+                end[axis] = total - begin[axis]
+            }
+        } else {
+            attrs["pads"] = ints(c.pads)
+        }
+        let expected = referenceConv(x, w, b, group: channels, strides: c.strides, dilations: c.dilations,
+                                     padBegin: begin, padEnd: end, activation: c.activation)
+        let inputs: [Tensor?] = c.bias ? [x, w, b] : [x, w]
+        let compiled = try runCompiled("Conv", inputs, attrs, constant: [1, 2], activation: c.activation)
+        expectClose(compiled, expected)
+        if c.activation == .none {
+            expectClose(try evaluate("Conv", inputs, attrs), expected)
+        }
+    }
+
+    /// The kernel owns one scratch slice per thread, zeroes its own padding (the shared scratch
+    /// holds garbage from other kernels), and gives the same result whatever the thread count
+    /// at build and run time.
+    @Test(arguments: [1, 2, 5])
+    func convDepthwiseScratchSlices(threads: Int) throws {
+        var random = LinearTestRandom(UInt64(40 + threads))
+        let x = random.tensor([3, 3, 9, 10]), w = random.tensor([6, 1, 5, 5]), b = random.tensor([6])
+        let attrs: [String: Attribute] = ["group": .int(3), "strides": ints([2, 2]), "pads": ints([2, 1, 2, 2])]
+        let node = Node(name: "n", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: attrs)
+        let context = NodeContext(node: node, inputs: [TensorInfo(shape: x.shape), TensorInfo(shape: w.shape),
+                                                       TensorInfo(shape: b.shape)],
+                                  constants: [nil, w, b], opsetVersion: 13)
+        let layout = try LinearConv.layout(context)
+        let kernel = LinearDepthwiseKernel(layout: layout, activation: .clip(min: -1, max: 1), threads: threads)
+        #expect(kernel.scratchCount == threads * kernel.sliceCount)
+        var scratch = [Float](repeating: .nan, count: kernel.scratchCount)
+        var output = [Float](repeating: .nan, count: layout.outputShape.reduce(1, *))
+        let xv = x.floats, wv = w.floats, bv = b.floats
+        xv.withUnsafeBufferPointer { xp in wv.withUnsafeBufferPointer { wp in bv.withUnsafeBufferPointer { bp in
+            output.withUnsafeMutableBufferPointer { yp in scratch.withUnsafeMutableBufferPointer { sp in
+                kernel.run(inputs: [xp.baseAddress!, wp.baseAddress!, bp.baseAddress!], outputs: [yp.baseAddress!],
+                           scratch: sp.baseAddress!)
+            } }
+        } } }
+        let expected = referenceConv(x, w, b, group: 3, strides: [2, 2], dilations: [1, 1], padBegin: [2, 1],
+                                     padEnd: [2, 2], activation: .clip(min: -1, max: 1))
+        expectClose(Tensor(shape: layout.outputShape, floats: output), expected)
     }
 
     @Test func convPointwiseDirectGemmWithRelu() throws {
