@@ -40,7 +40,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
-        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant"], exclude: ["Fixtures"]),
+        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
