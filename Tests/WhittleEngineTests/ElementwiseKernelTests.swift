@@ -537,3 +537,144 @@ extension ElementwiseKernelTests {
         #expect(throws: WhittleError.self) { _ = try fold(context) }
     }
 }
+
+// MARK: Fast paths (vectorisable exponential, in-place loops, chunked parallel loops)
+
+extension ElementwiseKernelTests {
+    /// Compiles `op` with every input known only at run time and runs it with output 0
+    /// written over input 0's buffer (the in-place case an executor may produce).
+    static func runInPlace(_ op: String, _ inputs: [Tensor], _ attributes: [String: Attribute] = [:],
+                           opset: Int = 13) throws -> Tensor {
+        let node = node(op, inputs: inputs.count, attributes)
+        let infos: [TensorInfo?] = inputs.map { TensorInfo(shape: $0.shape) }
+        let context = NodeContext(node: node, inputs: infos, constants: inputs.map { _ in nil }, opsetVersion: opset)
+        let spec = try #require(OperatorRegistry.spec(for: op))
+        let outputs = try spec.inferShapes(context)
+        #expect(outputs[0].shape == inputs[0].shape)
+        let make = try #require(spec.makeKernel)
+        let kernel = try make(context, outputs)
+        let buffers = inputs.map { input -> UnsafeMutablePointer<Float> in
+            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, input.count))
+            pointer.initialize(from: input.floats, count: input.count)
+            return pointer
+        }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, kernel.scratchCount))
+        defer {
+            buffers.forEach { $0.deallocate() }
+            scratch.deallocate()
+        }
+        kernel.run(inputs: buffers.map { UnsafePointer($0) }, outputs: [buffers[0]], scratch: scratch)
+        return Tensor(shape: inputs[0].shape, floats: Array(UnsafeBufferPointer(start: buffers[0], count: inputs[0].count)))
+    }
+
+    @Test func fastExpIsAccurateAndHandlesSpecialValues() {
+        var worst: Double = 0
+        var x: Float = -87
+        while x < 88.72 {
+            let exact = Foundation.exp(Double(x))
+            worst = max(worst, abs(Double(fastExp(x)) - exact) / exact)
+            x += 0.0137
+        }
+        for value in [Float(0), 1e-8, -1e-8, 0.5, -0.3465, 0.3466, 1, -1, 10, -10, 88.4, 88.7, -87.3] {
+            let exact = Foundation.exp(Double(value))
+            worst = max(worst, abs(Double(fastExp(value)) - exact) / exact)
+        }
+        #expect(worst < 5e-7, "max relative error \(worst)")
+        #expect(fastExp(0) == 1)
+        #expect(fastExp(-Float.infinity) == 0)
+        #expect(fastExp(-200) == 0)
+        #expect(fastExp(Float.infinity) == Float.infinity)
+        #expect(fastExp(100) == Float.infinity)
+        #expect(fastExp(Float.nan).isNaN)
+    }
+
+    @Test(arguments: ["Relu", "Clip", "HardSwish", "Sigmoid", "Exp", "LeakyRelu"])
+    func unaryRunsInPlace(_ op: String) throws {
+        // Large enough to be split over threads, with a length that is not a multiple of 16.
+        let x = Self.random([3, 5, 71, 67], seed: 31, low: -9, high: 9)
+        let attributes: [String: Attribute] = op == "Clip" ? ["min": .float(-1), "max": .float(6)] : [:]
+        let reference: (Float) -> Float
+        switch op {
+        case "Relu": reference = { max($0, 0) }
+        case "Clip": reference = { min(max($0, -1), 6) }
+        case "HardSwish": reference = { $0 * max(0, min(1, $0 / 6 + 0.5)) }
+        case "Sigmoid": reference = { Float(1 / (1 + Foundation.exp(-Double($0)))) }
+        case "Exp": reference = { Float(Foundation.exp(Double($0))) }
+        default: reference = { $0 >= 0 ? $0 : 0.01 * $0 }
+        }
+        let expected = Self.map(x, reference)
+        Self.expectClose(try Self.runInPlace(op, [x], attributes, opset: op == "Clip" ? 6 : 13), expected)
+        Self.expectClose(try Self.compiled(op, [x], attributes, opset: op == "Clip" ? 6 : 13), expected)
+    }
+
+    @Test func binaryRunsInPlace() throws {
+        let x = Self.random([2, 16, 48, 48], seed: 41)
+        for shape in [[2, 16, 48, 48], [1, 16, 1, 1], [1], [48]] {
+            let y = Self.random(shape, seed: 42)
+            Self.expectClose(try Self.runInPlace("Add", [x, y]), Self.referenceBroadcast(x, y, +))
+            Self.expectClose(try Self.runInPlace("Div", [x, y]), Self.referenceBroadcast(x, y, /))
+            Self.expectClose(try Self.runInPlace("PRelu", [x, y]),
+                             Self.referenceBroadcast(x, y) { $0 < 0 ? $1 * $0 : $0 })
+        }
+    }
+
+    @Test func largeVariadicAccumulatesInPlace() throws {
+        let a = Self.random([2, 8, 50, 50], seed: 51), b = Self.random([8, 1, 1], seed: 52)
+        let c = Self.random([2, 8, 50, 50], seed: 53), d = Self.random([50], seed: 54)
+        let sum = Self.referenceBroadcast(Self.referenceBroadcast(Self.referenceBroadcast(a, b, +), c, +), d, +)
+        Self.expectClose(try Self.compiled("Sum", [a, b, c, d]), sum)
+        Self.expectClose(try Self.compiled("Mean", [a, b, c, d]), Self.map(sum) { $0 / 4 })
+        let maximum = Self.referenceBroadcast(Self.referenceBroadcast(Self.referenceBroadcast(a, b, max), c, max), d, max)
+        Self.expectClose(try Self.compiled("Max", [a, b, c, d]), maximum)
+    }
+
+    @Test func elementChunksCoverEveryIndexOnce() {
+        for count in [0, 1, 15, elementwiseParallelChunk - 1, 2 * elementwiseParallelChunk + 37, 5 * elementwiseParallelChunk + 5] {
+            let visits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, count))
+            defer { visits.deallocate() }
+            visits.initialize(repeating: 0, count: max(1, count))
+            forEachElementChunk(count) { start, end in
+                for i in start..<end { visits[i] += 1 }
+            }
+            #expect((0..<count).allSatisfy { visits[$0] == 1 }, "count \(count)")
+            var rows = [Int32](repeating: 0, count: 301)
+            rows.withUnsafeMutableBufferPointer { buffer in
+                let pointer = buffer.baseAddress!
+                forEachRowRange(301, elementsPerRow: count / 301 + 1) { first, last in
+                    for row in first..<last { pointer[row] += 1 }
+                }
+            }
+            #expect(rows.allSatisfy { $0 == 1 }, "rows for count \(count)")
+        }
+    }
+
+    @Test func largeBroadcastOverManyAlternatingAxes() throws {
+        // Outer axes alternate between the operands, and the thread split starts mid-odometer.
+        let a = Self.random([6, 1, 20, 1, 33], seed: 61), b = Self.random([1, 8, 1, 9, 1], seed: 62)
+        Self.expectClose(try Self.compiled("Sub", [a, b]), Self.referenceBroadcast(a, b, -))
+        Self.expectClose(try Self.compiled("Mul", [b, a]), Self.referenceBroadcast(b, a, *))
+    }
+
+    @Test func largeSoftmaxRowsUseFastExponential() throws {
+        var x = Self.random([64, 1001], seed: 71, low: -40, high: 40)
+        var values = x.floats
+        for row in 0..<64 { values[row * 1001 + row] = -Float.infinity }
+        x = Tensor(shape: [64, 1001], floats: values)
+        let y = try Self.compiled("Softmax", [x], opset: 13)
+        Self.expectClose(y, Self.referenceSoftmax(x, outer: 64, axis: 1001, inner: 1))
+        #expect((0..<64).allSatisfy { y.floats[$0 * 1001 + $0] == 0 })
+        let columns = Self.random([4, 40, 30, 30], seed: 72, low: -20, high: 20)
+        Self.expectClose(try Self.compiled("Softmax", [columns], ["axis": .int(1)], opset: 13),
+                         Self.referenceSoftmax(columns, outer: 4, axis: 40, inner: 900))
+    }
+
+    @Test func reductionRowsWithRaggedLengths() throws {
+        for length in [1, 7, 8, 9, 13, 1000] {
+            let x = Self.random([40, length], seed: UInt64(length), low: -5, high: 5)
+            Self.expectClose(try Self.compiled("ReduceSum", [x], ["axes": .ints([1])], opset: 11),
+                             Self.referenceReduce(x, axes: [1], keepDims: true, Self.sum), tolerance: 1e-4)
+            Self.expectClose(try Self.compiled("ReduceMax", [x], ["axes": .ints([1])], opset: 13),
+                             Self.referenceReduce(x, axes: [1], keepDims: true, Self.maximum))
+        }
+    }
+}

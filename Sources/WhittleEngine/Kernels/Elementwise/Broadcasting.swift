@@ -1,17 +1,22 @@
-/// Smallest number of elements worth handing to another thread in elementwise loops.
-let elementwiseParallelChunk = 16_384
+/// Smallest number of elements worth handing to another thread in elementwise loops: below
+/// about this much work per thread, `DispatchQueue.concurrentPerform`'s wake-up cost exceeds
+/// the time saved on a memory-bound loop.
+let elementwiseParallelChunk = 32_768
 
-/// Runs `body(start, end)` over `0..<count` split into chunks of at least
-/// `elementwiseParallelChunk` elements, spread over the engine's threads.
+/// Runs `body(start, end)` over `0..<count`, as one call when the loop is small, otherwise as
+/// one contiguous chunk per engine thread (each of at least `elementwiseParallelChunk`
+/// elements, boundaries rounded to 16 floats so chunks start on cache lines).
 @inline(__always)
 func forEachElementChunk(_ count: Int, _ body: (Int, Int) -> Void) {
-    let segments = Swift.max(1, count / elementwiseParallelChunk)
-    if segments == 1 {
+    let chunks = Swift.min(EngineThreads.count, count / elementwiseParallelChunk)
+    if chunks <= 1 {
         body(0, count)
         return
     }
-    parallelFor(segments) { segment in
-        body(segment * count / segments, (segment + 1) * count / segments)
+    parallelFor(chunks) { chunk in
+        let start = chunk == 0 ? 0 : (chunk * count / chunks) & ~15
+        let end = chunk == chunks - 1 ? count : ((chunk + 1) * count / chunks) & ~15
+        body(start, end)
     }
 }
 
@@ -164,35 +169,94 @@ struct BroadcastPlan: Sendable, Equatable {
             }
             return
         }
-        let inner = self.inner
-        parallelFor(rows, grain: Swift.max(1, elementwiseParallelChunk / inner)) { row in
-            var remaining = row, offsetA = 0, offsetB = 0
-            var axis = outerSizes.count - 1
-            while axis >= 0 {
-                let size = outerSizes[axis]
-                let index = remaining % size
-                remaining /= size
-                offsetA += index * outerStridesA[axis]
-                offsetB += index * outerStridesB[axis]
-                axis -= 1
-            }
-            Self.row(function, mode, a + offsetA, b + offsetB, out + row * inner, inner)
+        let chunks = Swift.max(1, Swift.min(EngineThreads.count, count / elementwiseParallelChunk, rows))
+        if chunks == 1 {
+            applyRows(function, a, b, out, 0, rows)
+            return
+        }
+        parallelFor(chunks) { chunk in
+            applyRows(function, a, b, out, chunk * rows / chunks, (chunk + 1) * rows / chunks)
         }
     }
 
+    /// Rows `first..<last` of the outer axes: the starting index is decomposed once, then
+    /// advanced like an odometer, so each row costs a few additions besides its inner loop.
+    @inline(__always)
+    func applyRows<F: BinaryFunction>(_ function: F, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                      _ out: UnsafeMutablePointer<Float>, _ first: Int, _ last: Int) {
+        let axes = outerSizes.count, inner = self.inner, mode = self.mode
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: axes) { index in
+            var remaining = first, offsetA = 0, offsetB = 0
+            var axis = axes - 1
+            while axis >= 0 {
+                let size = outerSizes[axis]
+                index[axis] = remaining % size
+                remaining /= size
+                offsetA += index[axis] * outerStridesA[axis]
+                offsetB += index[axis] * outerStridesB[axis]
+                axis -= 1
+            }
+            var row = first
+            while row < last {
+                Self.row(function, mode, a + offsetA, b + offsetB, out + row * inner, inner)
+                row += 1
+                axis = axes - 1
+                while axis >= 0 {
+                    index[axis] += 1
+                    offsetA += outerStridesA[axis]
+                    offsetB += outerStridesB[axis]
+                    if index[axis] < outerSizes[axis] { break }
+                    offsetA -= outerSizes[axis] * outerStridesA[axis]
+                    offsetB -= outerSizes[axis] * outerStridesB[axis]
+                    index[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+
+    /// One row of the inner loop: counted loops on raw pointers without bounds or overflow
+    /// checks, so each mode vectorises once `function` is concrete.
     @inline(__always)
     static func row<F: BinaryFunction>(_ function: F, _ mode: InnerMode, _ a: UnsafePointer<Float>,
                                        _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                                        _ n: Int) {
+        var i = 0
+        // In place (`a == out`, accumulating variadic inputs): separate loops reading through
+        // `out`, since the vectoriser's runtime overlap check would reject `a == out`.
+        if a == UnsafePointer(out) && mode != .scalarA {
+            if mode == .vectors {
+                while i < n {
+                    out[i] = function(out[i], b[i])
+                    i = i &+ 1
+                }
+            } else {
+                let scalar = b[0]
+                while i < n {
+                    out[i] = function(out[i], scalar)
+                    i = i &+ 1
+                }
+            }
+            return
+        }
         switch mode {
         case .vectors:
-            for i in 0..<n { out[i] = function(a[i], b[i]) }
+            while i < n {
+                out[i] = function(a[i], b[i])
+                i = i &+ 1
+            }
         case .scalarA:
             let scalar = a[0]
-            for i in 0..<n { out[i] = function(scalar, b[i]) }
+            while i < n {
+                out[i] = function(scalar, b[i])
+                i = i &+ 1
+            }
         case .scalarB:
             let scalar = b[0]
-            for i in 0..<n { out[i] = function(a[i], scalar) }
+            while i < n {
+                out[i] = function(a[i], scalar)
+                i = i &+ 1
+            }
         }
     }
 }

@@ -1,13 +1,16 @@
-/// `out[i] = function(x[i])` over a contiguous tensor, split over threads in large chunks.
-struct UnaryKernel<Function: UnaryFunction>: Kernel {
+/// `out[i] = f(x[i])` over a contiguous tensor, split over threads in large chunks.
+///
+/// Not generic: the operation is a closed enum switched once per chunk, so the loop inside
+/// is specialised and vectorised even though the executor calls `run` through `any Kernel`.
+struct UnaryKernel: Kernel {
     let count: Int
-    let function: Function
+    let operation: UnaryOperation
 
     func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>],
              scratch: UnsafeMutablePointer<Float>) {
-        let x = inputs[0], out = outputs[0], function = self.function
+        let x = inputs[0], out = outputs[0], operation = self.operation
         forEachElementChunk(count) { start, end in
-            for i in start..<end { out[i] = function(x[i]) }
+            operation.apply(x + start, out + start, end &- start)
         }
     }
 }
@@ -22,25 +25,25 @@ struct CopyKernel: Kernel {
     }
 }
 
-/// A broadcasting binary operator: `out = function(a, b)` following a precomputed plan.
-struct BinaryKernel<Function: BinaryFunction>: Kernel {
+/// A broadcasting binary operator: `out = operation(a, b)` following a precomputed plan.
+struct BinaryKernel: Kernel {
     let plan: BroadcastPlan
-    let function: Function
+    let operation: BinaryOperation
 
     func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>],
              scratch: UnsafeMutablePointer<Float>) {
-        plan.apply(function, inputs[0], inputs[1], outputs[0])
+        operation.apply(plan, inputs[0], inputs[1], outputs[0])
     }
 }
 
 /// A variadic broadcasting operator (Sum, Mean, Max, Min): `out = f(in0, in1)`, then
 /// `out = f(out, in_k)` for each further input, then an optional scale (Mean's `1/n`).
-struct VariadicKernel<Function: BinaryFunction>: Kernel {
+struct VariadicKernel: Kernel {
     /// `plans[0]` combines inputs 0 and 1; `plans[k]` combines the output with input k + 1.
     let plans: [BroadcastPlan]
     /// Elements of the output (a single input is copied as is).
     let count: Int
-    let function: Function
+    let operation: BinaryOperation
     /// Multiplies the result when not 1 (Mean).
     let scale: Float
 
@@ -50,17 +53,17 @@ struct VariadicKernel<Function: BinaryFunction>: Kernel {
         if plans.isEmpty {
             out.update(from: inputs[0], count: count)
         } else {
-            plans[0].apply(function, inputs[0], inputs[1], out)
+            operation.apply(plans[0], inputs[0], inputs[1], out)
             var k = 1
             while k < plans.count {
-                plans[k].apply(function, UnsafePointer(out), inputs[k + 1], out)
+                operation.apply(plans[k], UnsafePointer(out), inputs[k + 1], out)
                 k += 1
             }
         }
         if scale != 1 {
             let factor = scale
             forEachElementChunk(count) { start, end in
-                for i in start..<end { out[i] *= factor }
+                UnaryOperation.scale(factor: factor).apply(out + start, out + start, end &- start)
             }
         }
     }

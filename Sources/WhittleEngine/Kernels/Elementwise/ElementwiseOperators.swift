@@ -8,39 +8,39 @@ import Darwin
 extension OperatorRegistry {
     static let elementwiseOperators: [OperatorSpec] = [
         // Activations and other unary maps.
-        unarySpec("Relu") { _ in ReluFunction() },
-        unarySpec("LeakyRelu") { LeakyReluFunction(alpha: try $0.float("alpha", default: 0.01)) },
+        unarySpec("Relu") { _ in .relu },
+        unarySpec("LeakyRelu") { .leakyRelu(alpha: try $0.float("alpha", default: 0.01)) },
         unarySpec("HardSigmoid") {
-            HardSigmoidFunction(alpha: try $0.float("alpha", default: 0.2), beta: try $0.float("beta", default: 0.5))
+            .hardSigmoid(alpha: try $0.float("alpha", default: 0.2), beta: try $0.float("beta", default: 0.5))
         },
-        unarySpec("HardSwish") { _ in HardSwishFunction() },
-        unarySpec("Sigmoid") { _ in SigmoidFunction() },
-        unarySpec("Tanh") { _ in TanhFunction() },
-        unarySpec("Sqrt") { _ in SqrtFunction() },
-        unarySpec("Exp") { _ in ExpFunction() },
-        unarySpec("Log") { _ in LogFunction() },
-        unarySpec("Erf") { _ in ErfFunction() },
-        unarySpec("Reciprocal") { _ in ReciprocalFunction() },
-        unarySpec("Neg", integer: { 0 &- $0 }) { _ in NegFunction() },
-        unarySpec("Abs", integer: { $0 < 0 ? 0 &- $0 : $0 }) { _ in AbsFunction() },
+        unarySpec("HardSwish") { _ in .hardSwish },
+        unarySpec("Sigmoid") { _ in .sigmoid },
+        unarySpec("Tanh") { _ in .tanh },
+        unarySpec("Sqrt") { _ in .sqrt },
+        unarySpec("Exp") { _ in .exp },
+        unarySpec("Log") { _ in .log },
+        unarySpec("Erf") { _ in .erf },
+        unarySpec("Reciprocal") { _ in .reciprocal },
+        unarySpec("Neg", integer: { 0 &- $0 }) { _ in .neg },
+        unarySpec("Abs", integer: { $0 < 0 ? 0 &- $0 : $0 }) { _ in .abs },
         clipSpec,
         passThroughSpec("Identity"),
         passThroughSpec("Dropout"),
         preluSpec,
         softmaxSpec,
         // Broadcasting arithmetic.
-        binarySpec("Add", AddFunction(), integer: { a, b in a &+ b }),
-        binarySpec("Sub", SubFunction(), integer: { a, b in a &- b }),
-        binarySpec("Mul", MulFunction(), integer: { a, b in a &* b }),
-        binarySpec("Div", DivFunction(), integer: { a, b in
+        binarySpec("Add", .add, integer: { a, b in a &+ b }),
+        binarySpec("Sub", .sub, integer: { a, b in a &- b }),
+        binarySpec("Mul", .mul, integer: { a, b in a &* b }),
+        binarySpec("Div", .div, integer: { a, b in
             guard b != 0 else { throw IntegerFoldError.divisionByZero }
             return a.dividedReportingOverflow(by: b).partialValue
         }),
         powSpec,
-        variadicSpec("Sum", AddFunction(), integer: { a, b in a &+ b }),
-        variadicSpec("Mean", AddFunction(), integer: nil, averages: true),
-        variadicSpec("Max", MaxFunction(), integer: { a, b in Swift.max(a, b) }),
-        variadicSpec("Min", MinFunction(), integer: { a, b in Swift.min(a, b) }),
+        variadicSpec("Sum", .add, integer: { a, b in a &+ b }),
+        variadicSpec("Mean", .add, integer: nil, averages: true),
+        variadicSpec("Max", .max, integer: { a, b in Swift.max(a, b) }),
+        variadicSpec("Min", .min, integer: { a, b in Swift.min(a, b) }),
         // Reductions.
         reduceSpec("ReduceMean", axesInputSince: 18),
         reduceSpec("ReduceSum", axesInputSince: 13),
@@ -135,14 +135,14 @@ extension OperatorRegistry {
 
 extension OperatorRegistry {
     /// A shape-preserving unary operator; `integer` (Neg, Abs) also folds integer constants.
-    static func unarySpec<F: UnaryFunction>(_ opType: String,
-                                            integer: (@Sendable (Int64) -> Int64)? = nil,
-                                            _ function: @escaping @Sendable (NodeContext) throws -> F) -> OperatorSpec {
+    static func unarySpec(_ opType: String,
+                          integer: (@Sendable (Int64) -> Int64)? = nil,
+                          _ operation: @escaping @Sendable (NodeContext) throws -> UnaryOperation) -> OperatorSpec {
         let spec = OperatorSpec(
             opType: opType,
             inferShapes: { context in [try context.input(0)] },
             makeKernel: { context, outputs in
-                UnaryKernel(count: outputs[0].count, function: try function(context))
+                UnaryKernel(count: outputs[0].count, operation: try operation(context))
             })
         guard let integer else { return spec }
         return foldingThroughKernel(spec) { context in
@@ -211,7 +211,7 @@ extension OperatorRegistry {
             inferShapes: { context in [try context.input(0)] },
             makeKernel: { context, outputs in
                 let bounds = try clipBounds(context)
-                return UnaryKernel(count: outputs[0].count, function: ClipFunction(low: bounds.low, high: bounds.high))
+                return UnaryKernel(count: outputs[0].count, operation: .clip(low: bounds.low, high: bounds.high))
             }),
         integer: { context in
             guard context.opsetVersion >= 11, let input = context.constant(0), !input.isFloatingPoint else { return nil }
@@ -235,7 +235,7 @@ extension OperatorRegistry {
         makeKernel: { context, outputs in
             let slope = try context.input(1)
             return BinaryKernel(plan: BroadcastPlan(a: outputs[0].shape, b: slope.shape, output: outputs[0].shape),
-                                function: PReluFunction())
+                                operation: .prelu)
         })
 
     /// The `[outer, axis, inner]` view Softmax normalises over.
@@ -286,7 +286,7 @@ extension OperatorRegistry {
     }
 
     /// Add, Sub, Mul, Div: numpy broadcasting; integer constants fold in Int64 (Div truncates).
-    static func binarySpec<F: BinaryFunction>(_ opType: String, _ function: F,
+    static func binarySpec(_ opType: String, _ operation: BinaryOperation,
                                               integer: @escaping @Sendable (Int64, Int64) throws -> Int64) -> OperatorSpec {
         foldingThroughKernel(
             OperatorSpec(
@@ -295,7 +295,7 @@ extension OperatorRegistry {
                 makeKernel: { context, outputs in
                     let a = try context.input(0), b = try context.input(1)
                     return BinaryKernel(plan: BroadcastPlan(a: a.shape, b: b.shape, output: outputs[0].shape),
-                                        function: function)
+                                        operation: operation)
                 }),
             integer: { context in try integerBinaryFold(context, integer) })
     }
@@ -334,16 +334,16 @@ extension OperatorRegistry {
                 let count = outputs[0].count
                 if let exponent = context.constant(1), exponent.count == 1, count == a.count {
                     switch exponent.floats[0] {
-                    case 2: return UnaryKernel(count: count, function: SquareFunction())
-                    case 0.5: return UnaryKernel(count: count, function: SqrtFunction())
+                    case 2: return UnaryKernel(count: count, operation: .square)
+                    case 0.5: return UnaryKernel(count: count, operation: .sqrt)
                     case 1: return CopyKernel(count: count)
-                    case 3: return UnaryKernel(count: count, function: CubeFunction())
-                    case -1: return UnaryKernel(count: count, function: ReciprocalFunction())
-                    case let value: return UnaryKernel(count: count, function: PowConstantFunction(exponent: value))
+                    case 3: return UnaryKernel(count: count, operation: .cube)
+                    case -1: return UnaryKernel(count: count, operation: .reciprocal)
+                    case let value: return UnaryKernel(count: count, operation: .powConstant(exponent: value))
                     }
                 }
                 return BinaryKernel(plan: BroadcastPlan(a: a.shape, b: b.shape, output: outputs[0].shape),
-                                    function: PowFunction())
+                                    operation: .pow)
             }),
         integer: { context in
             guard let base = context.constant(0), !base.isFloatingPoint,
@@ -365,7 +365,7 @@ extension OperatorRegistry {
         })
 
     /// Sum, Mean, Max, Min: any number (>= 1) of inputs, all broadcast together.
-    static func variadicSpec<F: BinaryFunction>(_ opType: String, _ function: F,
+    static func variadicSpec(_ opType: String, _ operation: BinaryOperation,
                                                 integer: (@Sendable (Int64, Int64) -> Int64)?,
                                                 averages: Bool = false) -> OperatorSpec {
         @Sendable func infer(_ context: NodeContext) throws -> [TensorInfo] {
@@ -388,7 +388,7 @@ extension OperatorRegistry {
                 } else if shapes[0] != output {
                     throw context.error("single input shape \(shapes[0]) differs from output \(output)")
                 }
-                return VariadicKernel(plans: plans, count: outputs[0].count, function: function,
+                return VariadicKernel(plans: plans, count: outputs[0].count, operation: operation,
                                       scale: averages ? 1 / Float(shapes.count) : 1)
             })
         guard let integer else { return foldingThroughKernel(spec) }
@@ -449,12 +449,12 @@ extension OperatorRegistry {
                 }
                 switch opType {
                 case "ReduceMax":
-                    return ReduceKernel(layout: geometry.layout, reduction: MaxReduction())
+                    return ReduceKernel(layout: geometry.layout, operation: .max)
                 case "ReduceMean":
                     return ReduceKernel(layout: geometry.layout,
-                                        reduction: SumReduction(scale: 1 / Float(geometry.reducedCount)))
+                                        operation: .sum(scale: 1 / Float(geometry.reducedCount)))
                 default:
-                    return ReduceKernel(layout: geometry.layout, reduction: SumReduction(scale: 1))
+                    return ReduceKernel(layout: geometry.layout, operation: .sum(scale: 1))
                 }
             })
         return foldingThroughKernel(spec) { context in

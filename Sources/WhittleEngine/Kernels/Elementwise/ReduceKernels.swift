@@ -112,36 +112,74 @@ struct ReduceGeometry: Sendable, Equatable {
     }
 }
 
-/// ReduceSum / ReduceMean / ReduceMax over a precomputed geometry.
-struct ReduceKernel<R: Reduction>: Kernel {
+/// The reductions a kernel can run, resolved once per run (see `UnaryOperation`).
+enum ReduceOperation: Sendable, Equatable {
+    /// Sum times `scale` (1 for ReduceSum, `1/n` for ReduceMean).
+    case sum(scale: Float)
+    case max
+}
+
+/// Runs `body(first, last)` over the rows `0..<rows` of `elementsPerRow` elements each: one
+/// call when the work is small, otherwise one contiguous range of rows per engine thread,
+/// each worth at least `elementwiseParallelChunk` elements.
+@inline(__always)
+func forEachRowRange(_ rows: Int, elementsPerRow: Int, _ body: (Int, Int) -> Void) {
+    let work = rows * Swift.max(1, elementsPerRow)
+    let chunks = Swift.min(EngineThreads.count, work / elementwiseParallelChunk, rows)
+    if chunks <= 1 {
+        body(0, rows)
+        return
+    }
+    parallelFor(chunks) { chunk in body(chunk * rows / chunks, (chunk + 1) * rows / chunks) }
+}
+
+/// ReduceSum / ReduceMean / ReduceMax over a precomputed geometry. Not generic (the
+/// operation is switched once per run), so the loops are specialised behind `any Kernel`.
+struct ReduceKernel: Kernel {
     let layout: ReduceGeometry.Layout
-    let reduction: R
+    let operation: ReduceOperation
 
     /// Output columns one job accumulates in the `middle` layout.
     static var columnTile: Int { 2048 }
 
     func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>],
              scratch: UnsafeMutablePointer<Float>) {
-        let x = inputs[0], out = outputs[0], reduction = self.reduction
+        switch operation {
+        case .sum(let scale): Self.reduce(SumReduction(scale: scale), layout, inputs[0], outputs[0])
+        case .max: Self.reduce(MaxReduction(), layout, inputs[0], outputs[0])
+        }
+    }
+
+    @inline(__always)
+    static func reduce<R: Reduction>(_ reduction: R, _ layout: ReduceGeometry.Layout,
+                                     _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         switch layout {
         case .trailing(let outer, let length):
-            parallelFor(outer, grain: Swift.max(1, elementwiseParallelChunk / Swift.max(1, length))) { row in
-                out[row] = Self.reduceRow(reduction, x + row * length, length)
+            forEachRowRange(outer, elementsPerRow: length) { first, last in
+                var row = first
+                while row < last {
+                    out[row] = reduceRow(reduction, x + row * length, length)
+                    row += 1
+                }
             }
         case .middle(let outer, let length, let inner):
-            let tiles = (inner + Self.columnTile - 1) / Self.columnTile
-            let work = Swift.max(1, length * Swift.min(inner, Self.columnTile))
-            parallelFor(outer * tiles, grain: Swift.max(1, elementwiseParallelChunk / work)) { job in
-                let block = job / tiles
-                let first = (job % tiles) * Self.columnTile
-                let last = Swift.min(inner, first + Self.columnTile)
-                let target = out + block * inner
-                for j in first..<last { target[j] = reduction.initial }
-                for k in 0..<length {
-                    let row = x + (block * length + k) * inner
-                    for j in first..<last { target[j] = reduction.combine(target[j], row[j]) }
+            let tiles = (inner + columnTile - 1) / columnTile
+            forEachRowRange(outer * tiles, elementsPerRow: length * Swift.min(inner, columnTile)) { firstJob, lastJob in
+                for job in firstJob..<lastJob {
+                    let block = job / tiles
+                    let first = (job % tiles) * columnTile
+                    let width = Swift.min(inner, first + columnTile) - first
+                    let target = out + block * inner + first
+                    var j = 0
+                    while j < width { target[j] = reduction.initial; j = j &+ 1 }
+                    for k in 0..<length {
+                        let row = x + (block * length + k) * inner + first
+                        j = 0
+                        while j < width { target[j] = reduction.combine(target[j], row[j]); j = j &+ 1 }
+                    }
+                    j = 0
+                    while j < width { target[j] = reduction.finish(target[j]); j = j &+ 1 }
                 }
-                for j in first..<last { target[j] = reduction.finish(target[j]) }
             }
         case .general(let keptSizes, let keptStrides, let reducedOffsets):
             let count = keptSizes.reduce(1, *)
@@ -160,23 +198,38 @@ struct ReduceKernel<R: Reduction>: Kernel {
         }
     }
 
-    /// One contiguous row, with four independent accumulators so the loop pipelines.
+    /// One contiguous row with eight independent accumulators, so the loop pipelines and the
+    /// compiler can pack the accumulators into vector registers.
     @inline(__always)
-    static func reduceRow(_ reduction: R, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a0 = reduction.initial, a1 = reduction.initial, a2 = reduction.initial, a3 = reduction.initial
-        var i = 0
-        while i + 4 <= n {
-            a0 = reduction.combine(a0, x[i])
-            a1 = reduction.combine(a1, x[i + 1])
-            a2 = reduction.combine(a2, x[i + 2])
-            a3 = reduction.combine(a3, x[i + 3])
-            i += 4
-        }
-        while i < n {
-            a0 = reduction.combine(a0, x[i])
-            i += 1
-        }
-        // Combining the partial accumulators is correct for both sums and maxima.
-        return reduction.finish(reduction.combine(reduction.combine(a0, a1), reduction.combine(a2, a3)))
+    static func reduceRow<R: Reduction>(_ reduction: R, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        reduction.finish(combineRow(reduction, x, n))
     }
+}
+
+/// Combines a contiguous row with `reduction` (without `finish`), using eight independent
+/// accumulators; combining the partial accumulators is valid for sums and maxima alike.
+@inline(__always)
+func combineRow<R: Reduction>(_ reduction: R, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let initial = reduction.initial
+    var a0 = initial, a1 = initial, a2 = initial, a3 = initial
+    var a4 = initial, a5 = initial, a6 = initial, a7 = initial
+    var i = 0
+    while i &+ 8 <= n {
+        a0 = reduction.combine(a0, x[i])
+        a1 = reduction.combine(a1, x[i &+ 1])
+        a2 = reduction.combine(a2, x[i &+ 2])
+        a3 = reduction.combine(a3, x[i &+ 3])
+        a4 = reduction.combine(a4, x[i &+ 4])
+        a5 = reduction.combine(a5, x[i &+ 5])
+        a6 = reduction.combine(a6, x[i &+ 6])
+        a7 = reduction.combine(a7, x[i &+ 7])
+        i = i &+ 8
+    }
+    while i < n {
+        a0 = reduction.combine(a0, x[i])
+        i = i &+ 1
+    }
+    a0 = reduction.combine(a0, a4); a1 = reduction.combine(a1, a5)
+    a2 = reduction.combine(a2, a6); a3 = reduction.combine(a3, a7)
+    return reduction.combine(reduction.combine(a0, a1), reduction.combine(a2, a3))
 }

@@ -24,8 +24,12 @@ struct SoftmaxKernel: Kernel {
         let axis = self.axis, inner = self.inner
         if axis == 0 || outer == 0 || inner == 0 { return }
         if inner == 1 {
-            parallelFor(outer, grain: Swift.max(1, elementwiseParallelChunk / axis)) { row in
-                Self.contiguousRow(x + row * axis, out + row * axis, axis)
+            forEachRowRange(outer, elementsPerRow: axis) { first, last in
+                var row = first
+                while row < last {
+                    Self.contiguousRow(x + row * axis, out + row * axis, axis)
+                    row += 1
+                }
             }
             return
         }
@@ -47,7 +51,7 @@ struct SoftmaxKernel: Kernel {
                 for k in 0..<axis {
                     let row = x + base + k * inner, target = out + base + k * inner
                     for j in 0..<width {
-                        let e = expf(row[j] - maxima[j])
+                        let e = fastExp(row[j] - maxima[j])
                         target[j] = e
                         sums[j] += e
                     }
@@ -61,17 +65,21 @@ struct SoftmaxKernel: Kernel {
         }
     }
 
+    /// One row: maximum, exponentials, sum, scale, each as its own loop so the exponential
+    /// loop (with the call-free `fastExp`) vectorises and the reductions use eight accumulators.
     @inline(__always)
     static func contiguousRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
-        var maximum = -Float.infinity
-        for i in 0..<n { maximum = Swift.max(maximum, x[i]) }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = expf(x[i] - maximum)
-            out[i] = e
-            sum += e
+        let maximum = combineRow(MaxReduction(), x, n)
+        var i = 0
+        while i < n {
+            out[i] = fastExp(x[i] - maximum)
+            i = i &+ 1
         }
-        let scale = 1 / sum
-        for i in 0..<n { out[i] *= scale }
+        let scale = 1 / combineRow(SumReduction(scale: 1), UnsafePointer(out), n)
+        i = 0
+        while i < n {
+            out[i] *= scale
+            i = i &+ 1
+        }
     }
 }
