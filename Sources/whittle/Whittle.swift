@@ -3,6 +3,13 @@ import Foundation
 import WhittleIO
 
 @main
+enum Entry {
+    static func main() {
+        OpenBLASEnvironment.ensureShortThreadTimeout()
+        Whittle.main()
+    }
+}
+
 struct Whittle: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whittle",
