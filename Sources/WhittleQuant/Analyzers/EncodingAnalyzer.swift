@@ -16,17 +16,22 @@ public protocol EncodingAnalyzer: Sendable {
 extension EncodingAnalyzer {
     /// Adds a batch of values held in an array.
     public mutating func observe(_ values: [Float]) throws(QuantizationError) {
-        // `withUnsafeBufferPointer` cannot forward a typed throw, so the error travels out as a value.
-        let failure: QuantizationError? = values.withUnsafeBufferPointer { buffer in
-            do throws(QuantizationError) {
-                try observe(buffer)
-                return nil
-            } catch {
-                return error
-            }
-        }
-        if let failure { throw failure }
+        try withBuffer(of: values) { buffer throws(QuantizationError) in try observe(buffer) }
     }
+}
+
+/// Calls `body` with the array's buffer, forwarding its typed error
+/// (`withUnsafeBufferPointer` cannot rethrow a typed throw, so it travels out as a value).
+func withBuffer(of values: [Float], _ body: (UnsafeBufferPointer<Float>) throws(QuantizationError) -> Void) throws(QuantizationError) {
+    let failure: QuantizationError? = values.withUnsafeBufferPointer { buffer in
+        do throws(QuantizationError) {
+            try body(buffer)
+            return nil
+        } catch {
+            return error
+        }
+    }
+    if let failure { throw failure }
 }
 
 /// One analyzer per channel of a tensor (per-channel weight encodings).
@@ -84,15 +89,7 @@ public struct PerChannelEncodingAnalyzer<Base: EncodingAnalyzer>: Sendable {
 
     /// Adds a batch held in an array.
     public mutating func observe(_ values: [Float]) throws(QuantizationError) {
-        let failure: QuantizationError? = values.withUnsafeBufferPointer { buffer in
-            do throws(QuantizationError) {
-                try observe(buffer)
-                return nil
-            } catch {
-                return error
-            }
-        }
-        if let failure { throw failure }
+        try withBuffer(of: values) { buffer throws(QuantizationError) in try observe(buffer) }
     }
 
     /// One grid per channel.
