@@ -25,27 +25,17 @@ extension OperatorRegistry {
 
     /// Runs a compiled kernel once on fresh buffers (not for hot paths: it allocates).
     public static func runOnce(kernel: any Kernel, inputs: [Tensor?], outputInfos: [TensorInfo]) -> [Tensor] {
-        let inputBuffers = inputs.map { input -> UnsafeMutableBufferPointer<Float> in
-            let values = input?.floats ?? [0]
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, values.count))
-            _ = buffer.initialize(from: values)
-            return buffer
-        }
-        let outputBuffers = outputInfos.map { info -> UnsafeMutableBufferPointer<Float> in
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, info.count))
-            buffer.initialize(repeating: 0)
-            return buffer
-        }
-        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, kernel.scratchCount))
-        scratch.initialize(repeating: 0)
+        let inputBuffers = inputs.map { FloatStorage(count: $0?.count ?? 1, values: $0?.floats ?? [0]) }
+        let outputBuffers = outputInfos.map { FloatStorage(count: $0.count) }
+        let scratch = FloatStorage(count: kernel.scratchCount)
         defer {
-            (inputBuffers + outputBuffers + [scratch]).forEach { $0.deallocate() }
+            (inputBuffers + outputBuffers + [scratch]).forEach { $0.pointer.deallocate() }
         }
-        kernel.run(inputs: inputBuffers.map { UnsafePointer($0.baseAddress!) },
-                   outputs: outputBuffers.map { $0.baseAddress! },
-                   scratch: scratch.baseAddress!)
+        kernel.run(inputs: inputBuffers.map { UnsafePointer($0.pointer) },
+                   outputs: outputBuffers.map(\.pointer),
+                   scratch: scratch.pointer)
         return zip(outputInfos, outputBuffers).map { info, buffer in
-            Tensor(shape: info.shape, floats: Array(buffer.prefix(info.count)))
+            Tensor(shape: info.shape, floats: Array(UnsafeBufferPointer(start: buffer.pointer, count: info.count)))
         }
     }
 }

@@ -69,6 +69,14 @@ public enum BatchNormFolding {
             var newBias = [Float](repeating: 0, count: channels)
             for channel in 0..<channels { newBias[channel] = scale[channel] * (biasValues[channel] - mean[channel]) + beta[channel] }
 
+            // Gemm adds beta * C: store the folded bias divided by a non-unit beta (beta 0 ignores C: leave it).
+            var biasScale: Float = 1
+            if producer.opType == "Gemm", case .float(let beta)? = producer.attributes["beta"] {
+                guard beta != 0 else { continue }
+                biasScale = beta
+            }
+            if biasScale != 1 { newBias = newBias.map { $0 / biasScale } }
+
             let weightOut = consumers[weightName]?.count == 1 ? weightName : freshName(weightName + ".folded", in: result)
             result.initializers[weightOut] = Tensor(shape: weight.shape, floats: values)
             let biasName = producer.input(2).flatMap { consumers[$0]?.count == 1 ? $0 : nil } ?? freshName("\(producer.name).bias", in: result)
@@ -76,13 +84,6 @@ public enum BatchNormFolding {
             var rewritten = producer
             rewritten.inputs = [producer.inputs[0], weightOut, biasName]
             rewritten.outputs = [bn.outputs[0]]
-            if producer.opType == "Gemm" {
-                // Gemm adds beta * C: the folded bias must not be scaled by a non-unit beta.
-                if case .float(let betaScale)? = producer.attributes["beta"], betaScale != 1 {
-                    guard betaScale != 0 else { continue }
-                    result.initializers[biasName] = Tensor(shape: [channels], floats: newBias.map { $0 / betaScale })
-                }
-            }
             result.nodes[producerIndex] = rewritten
             removed.insert(bnIndex)
             folds.append(Fold(producer: producer.name, batchNorm: bn.name))

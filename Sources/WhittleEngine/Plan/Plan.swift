@@ -52,10 +52,10 @@ public final class Plan: @unchecked Sendable {
     public let inputNames: [String]
     public let outputNames: [String]
 
-    private let arena: UnsafeMutableBufferPointer<Float>
-    private let scratch: UnsafeMutableBufferPointer<Float>
-    private let ownedBuffers: [UnsafeMutableBufferPointer<Float>]
-    private let tensorBuffers: [String: UnsafeMutableBufferPointer<Float>]
+    private let arena: FloatStorage
+    private let scratch: FloatStorage
+    private let ownedBuffers: [FloatStorage]
+    private let tensorBuffers: [String: FloatStorage]
 
     /// Compiles `graph` for the given batch size (symbolic dimension 0 of every input).
     public convenience init(graph: Graph, batchSize: Int, dimensions: [String: Int] = [:],
@@ -149,52 +149,48 @@ public final class Plan: @unchecked Sendable {
         let (offsets, arenaSize) = MemoryPlanner.plan(requests)
 
         // 3. Allocate and wire pointers.
-        let arena = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, arenaSize))
-        arena.initialize(repeating: 0)
-        var buffers: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        let arena = FloatStorage(count: arenaSize)
+        var buffers: [String: FloatStorage] = [:]
         for (name, offset) in zip(arenaNames, offsets) {
-            let count = max(1, analysis.infos[name]?.count ?? 1)
-            buffers[name] = UnsafeMutableBufferPointer(rebasing: arena[offset..<(offset + count)])
+            buffers[name] = FloatStorage(pointer: arena.pointer + offset, count: max(1, analysis.infos[name]?.count ?? 1))
         }
-        var owned: [UnsafeMutableBufferPointer<Float>] = []
-        func ownedBuffer(_ values: [Float], count: Int) -> UnsafeMutableBufferPointer<Float> {
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, count))
-            buffer.initialize(repeating: 0)
-            _ = buffer.initialize(from: values.prefix(count))
-            owned.append(buffer)
-            return buffer
+        var owned: [FloatStorage] = []
+        func ownedBuffer(_ values: [Float], count: Int) -> UnsafeMutablePointer<Float> {
+            let storage = FloatStorage(count: count, values: values)
+            owned.append(storage)
+            return storage.pointer
         }
         for name in dedicatedNames where buffers[name] == nil {
             let count = analysis.infos[name]?.count ?? 1
-            buffers[name] = ownedBuffer(analysis.constants[name]?.floats ?? [], count: count)
+            buffers[name] = FloatStorage(pointer: ownedBuffer(analysis.constants[name]?.floats ?? [], count: count), count: max(1, count))
         }
         let zero = ownedBuffer([0], count: 1)
-        var constantBuffers: [String: UnsafeMutableBufferPointer<Float>] = [:]
+        var constantPointers: [String: UnsafeMutablePointer<Float>] = [:]
         var steps: [Step] = []
         var scratchFloats = 0
         for step in pending {
             var inputPointers: [UnsafePointer<Float>] = []
             for name in step.runtime.node.inputs {
-                if name.isEmpty { inputPointers.append(UnsafePointer(zero.baseAddress ?? UnsafeMutablePointer(mutating: [0]))); continue }
+                if name.isEmpty { inputPointers.append(UnsafePointer(zero)); continue }
                 if let constant = analysis.constants[name] {
-                    let buffer = constantBuffers[name] ?? ownedBuffer(constant.floats, count: constant.count)
-                    constantBuffers[name] = buffer
-                    inputPointers.append(UnsafePointer(buffer.baseAddress ?? zero.baseAddress!))
-                } else if let buffer = buffers[name], let base = buffer.baseAddress {
-                    inputPointers.append(UnsafePointer(base))
+                    let pointer = constantPointers[name] ?? ownedBuffer(constant.floats, count: constant.count)
+                    constantPointers[name] = pointer
+                    inputPointers.append(UnsafePointer(pointer))
+                } else if let buffer = buffers[name] {
+                    inputPointers.append(UnsafePointer(buffer.pointer))
                 } else {
                     throw step.runtime.context.error("input '\(name)' has no buffer")
                 }
             }
             var outputPointers: [UnsafeMutablePointer<Float>] = []
             for name in step.outputs {
-                if name.isEmpty { outputPointers.append(ownedBuffer([], count: 1).baseAddress ?? zero.baseAddress!); continue }
-                guard let base = buffers[name]?.baseAddress else { throw step.runtime.context.error("output '\(name)' has no buffer") }
-                outputPointers.append(base)
+                if name.isEmpty { outputPointers.append(ownedBuffer([], count: 1)); continue }
+                guard let buffer = buffers[name] else { throw step.runtime.context.error("output '\(name)' has no buffer") }
+                outputPointers.append(buffer.pointer)
             }
             // Unnamed trailing outputs the kernel may still write.
             while outputPointers.count < step.runtime.outputInfos.count {
-                outputPointers.append(ownedBuffer([], count: step.runtime.outputInfos[outputPointers.count].count).baseAddress ?? zero.baseAddress!)
+                outputPointers.append(ownedBuffer([], count: step.runtime.outputInfos[outputPointers.count].count))
             }
             scratchFloats = max(scratchFloats, step.kernel.scratchCount)
             steps.append(Step(nodeName: step.runtime.node.name, opType: step.runtime.node.opType, outputs: step.outputs,
@@ -202,8 +198,7 @@ public final class Plan: @unchecked Sendable {
                               inputPointers: UncheckedSendableBox(inputPointers),
                               outputPointers: UncheckedSendableBox(outputPointers)))
         }
-        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, scratchFloats))
-        scratch.initialize(repeating: 0)
+        let scratch = FloatStorage(count: scratchFloats)
         self.arena = arena
         self.scratch = scratch
         self.ownedBuffers = owned
@@ -215,9 +210,9 @@ public final class Plan: @unchecked Sendable {
     }
 
     deinit {
-        arena.deallocate()
-        scratch.deallocate()
-        for buffer in ownedBuffers { buffer.deallocate() }
+        arena.pointer.deallocate()
+        scratch.pointer.deallocate()
+        for buffer in ownedBuffers { buffer.pointer.deallocate() }
     }
 
     /// Shape of a model input as compiled.
@@ -226,17 +221,18 @@ public final class Plan: @unchecked Sendable {
 
     /// The buffer a model input is read from: fill it, then call `execute()`.
     public func inputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
-        inputNames.contains(name) ? tensorBuffers[name] : nil
+        guard inputNames.contains(name), let storage = tensorBuffers[name] else { return nil }
+        return UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count)
     }
 
     /// The buffer holding a model output or a preserved tensor after `execute()`.
     public func outputBuffer(_ name: String) -> UnsafeBufferPointer<Float>? {
-        tensorBuffers[name].map { UnsafeBufferPointer($0) }
+        tensorBuffers[name].map { UnsafeBufferPointer(start: $0.pointer, count: $0.count) }
     }
 
     /// Runs every step once on the current input buffers. Allocates nothing.
     public func execute() {
-        let scratchBase = scratch.baseAddress ?? arena.baseAddress!
+        let scratchBase = scratch.pointer
         for step in steps {
             step.kernel.run(inputs: step.inputPointers.value, outputs: step.outputPointers.value, scratch: scratchBase)
         }
@@ -244,7 +240,7 @@ public final class Plan: @unchecked Sendable {
 
     /// Runs every step, calling `observe` after each (for statistics and per-layer outputs).
     public func execute(observe: (Int, Step) -> Void) {
-        let scratchBase = scratch.baseAddress ?? arena.baseAddress!
+        let scratchBase = scratch.pointer
         for (index, step) in steps.enumerated() {
             step.kernel.run(inputs: step.inputPointers.value, outputs: step.outputPointers.value, scratch: scratchBase)
             observe(index, step)
@@ -271,5 +267,30 @@ public final class Plan: @unchecked Sendable {
             result[name] = Tensor(shape: info.shape, floats: Array(buffer.prefix(info.count)))
         }
         return result
+    }
+}
+
+/// A run of floats the plan owns (or a slice of the arena): allocated zeroed, at least one
+/// element so the pointer is always valid.
+struct FloatStorage {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(pointer: UnsafeMutablePointer<Float>, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+
+    /// Allocates `max(1, count)` floats, zeroed, then copies in up to `count` of `values`.
+    init(count: Int, values: [Float] = []) {
+        let capacity = max(1, count)
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        storage.initialize(repeating: 0, count: capacity)
+        let copied = min(values.count, capacity)
+        values.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { storage.update(from: base, count: copied) }
+        }
+        self.pointer = storage
+        self.count = capacity
     }
 }
