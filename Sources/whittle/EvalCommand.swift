@@ -18,6 +18,9 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N samples.")
     var limit: Int?
 
+    @Option(name: .long, help: "AIMET encodings file to evaluate the model quantized with (frozen simulation).")
+    var encodings: String?
+
     @OptionGroup var engine: EngineOptions
 
     struct Report: Codable {
@@ -32,12 +35,13 @@ struct Eval: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try engine.apply()
-            let graph = try loadModel(model)
+            var graph = try loadModel(model)
             var dataset = try loadDataset(data, for: graph)
             if let limit {
                 guard limit >= 1 else { throw WhittleError(.invalidArgument, "--limit", "must be at least 1, got \(limit)") }
                 dataset = dataset.subset(first: min(limit, dataset.sampleCount))
             }
+            if let encodings { graph = try frozenSimulation(of: graph, encodingsPath: encodings) }
             let evaluator = try Evaluator(graph: graph, batchSize: batch)
             let result = try evaluator.evaluate(inputs: dataset.inputs, labels: dataset.labels)
             let report = Report(model: model, data: data, samples: result.samples, top1Accuracy: result.top1Accuracy,

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
 import WhittleIO
+import WhittleQuant
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a float forward pass over an .npz of inputs and save the outputs as .npz.")
+        abstract: "Run a forward pass over an .npz of inputs and save the outputs as .npz.",
+        discussion: "With --encodings the model runs quantized, exactly as the encodings file says (frozen simulation).")
 
     @Argument(help: "The ONNX model file.")
     var model: String
@@ -18,13 +20,17 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Samples per batch.")
     var batch = 32
 
+    @Option(name: .long, help: "AIMET encodings file (0.6.1, 1.0.0 or 2.0.0) to simulate quantization with.")
+    var encodings: String?
+
     @OptionGroup var engine: EngineOptions
 
     func run() throws {
         try reportingErrors {
             try engine.apply()
-            let graph = try loadModel(model)
+            var graph = try loadModel(model)
             let dataset = try loadDataset(input, for: graph)
+            if let encodings { graph = try frozenSimulation(of: graph, encodingsPath: encodings) }
             let runner = try BatchRunner(graph: graph, batchSize: batch)
             let outputs = try runner.outputs(inputs: dataset.inputs)
             let ordered = graph.outputs.compactMap { info in outputs[info.name].map { (info.name, $0) } }
@@ -37,4 +43,10 @@ struct Run: ParsableCommand {
             }
         }
     }
+}
+
+/// `graph` with the quantization an encodings file describes applied (fake-quant nodes).
+func frozenSimulation(of graph: Graph, encodingsPath: String) throws -> Graph {
+    let file = try EncodingsFile.read(from: URL(fileURLWithPath: encodingsPath), context: .graph(graph))
+    return try QuantizedModel.frozen(graph: graph, encodings: file, source: encodingsPath).simulationGraph()
 }

@@ -83,9 +83,12 @@ public final class BatchRunner: @unchecked Sendable {
     }
 
     /// Runs every batch of `inputs` and hands the plan (with outputs in its buffers) to `body`
-    /// together with the sample range. `shouldStop` is checked between batches.
+    /// together with the sample range. `shouldStop` is checked between batches. `observe`, when
+    /// given, is called after every step of every batch (the step's outputs are readable through
+    /// `plan.outputBuffer` at that moment), for calibration statistics and per-layer data.
     public func forEachBatch(inputs: [String: Tensor], range: Range<Int>? = nil,
                              shouldStop: () -> Bool = { false },
+                             observe: ((Plan, Int, Plan.Step) -> Void)? = nil,
                              _ body: (Range<Int>, Plan) throws -> Void) throws {
         let total = try validate(inputs: inputs)
         let samples = range ?? 0..<total
@@ -108,7 +111,11 @@ public final class BatchRunner: @unchecked Sendable {
                     destination.update(from: base + start * source.rowSize, count: (end - start) * source.rowSize)
                 }
             }
-            plan.execute()
+            if let observe {
+                plan.execute { index, step in observe(plan, index, step) }
+            } else {
+                plan.execute()
+            }
             try body(start..<end, plan)
             start = end
         }

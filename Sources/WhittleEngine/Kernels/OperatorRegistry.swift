@@ -7,7 +7,7 @@
 public enum OperatorRegistry {
     public static let specs: [String: OperatorSpec] = {
         var table: [String: OperatorSpec] = [:]
-        for spec in linearOperators + elementwiseOperators + layoutOperators {
+        for spec in linearOperators + elementwiseOperators + layoutOperators + quantizationOperators {
             precondition(table[spec.opType] == nil, "operator \(spec.opType) registered twice")
             table[spec.opType] = spec
         }
@@ -15,6 +15,17 @@ public enum OperatorRegistry {
     }()
 
     public static func spec(for opType: String) -> OperatorSpec? { specs[opType] }
+
+    /// The spec for an op in a given domain: ONNX ops in the default domain (`""` or
+    /// `ai.onnx`), Whittle's own simulation ops in `com.whittle` only.
+    public static func spec(for opType: String, domain: String) -> OperatorSpec? {
+        let whittleOp = opType == fakeQuantizeOpType || opType == fakeQuantizeFloat16OpType
+        switch domain {
+        case "", "ai.onnx": return whittleOp ? nil : specs[opType]
+        case whittleDomain: return whittleOp ? specs[opType] : nil
+        default: return nil
+        }
+    }
 
     public static var supportedOpTypes: [String] { specs.keys.sorted() }
 }

@@ -71,7 +71,7 @@ public struct GraphAnalysis: Sendable {
         var folded: [String] = []
         for (index, node) in graph.nodes.enumerated() {
             let label = "node '\(node.name)' (\(node.opType))"
-            guard let spec = OperatorRegistry.spec(for: node.opType), node.domain.isEmpty || node.domain == "ai.onnx" else {
+            guard let spec = OperatorRegistry.spec(for: node.opType, domain: node.domain) else {
                 throw WhittleError(.unsupportedOperator, label, "operator \(node.domain.isEmpty ? "" : node.domain + ".")\(node.opType) is not supported")
             }
             var inputs: [TensorInfo?] = []

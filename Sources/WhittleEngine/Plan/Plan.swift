@@ -9,16 +9,22 @@ public struct CompileOptions: Sendable {
     /// Fold inference BatchNormalization into the preceding Conv/ConvTranspose/Gemm before
     /// compiling (what every float runtime does; tensor names are kept).
     public var foldBatchNorm: Bool
+    /// Tensors an observer reads during `execute(observe:)` right after the step that writes
+    /// them: never fused away, but (unlike preserved tensors) they share the arena, so their
+    /// values are only valid inside the observe callback of their step.
+    public var observedTensors: Set<String>
 
-    public init(fuseActivations: Bool = true, preservedTensors: Set<String> = [], foldBatchNorm: Bool = true) {
+    public init(fuseActivations: Bool = true, preservedTensors: Set<String> = [], foldBatchNorm: Bool = true,
+                observedTensors: Set<String> = []) {
         self.fuseActivations = fuseActivations
         self.preservedTensors = preservedTensors
         self.foldBatchNorm = foldBatchNorm
+        self.observedTensors = observedTensors
     }
 
     /// The graph a plan is actually compiled from under these options.
     public func prepare(_ graph: Graph) throws -> Graph {
-        foldBatchNorm ? try BatchNormFolding.fold(graph, preserving: preservedTensors).graph : graph
+        foldBatchNorm ? try BatchNormFolding.fold(graph, preserving: preservedTensors.union(observedTensors)).graph : graph
     }
 }
 
@@ -116,7 +122,8 @@ public final class Plan: @unchecked Sendable {
             let runtime = analysis.runtimeNodes[position]
             let node = runtime.node
             guard node.outputs.count == 1, let produced = node.outputs.first, !outputSet.contains(produced),
-                  !options.preservedTensors.contains(produced), readers[produced] == 1,
+                  !options.preservedTensors.contains(produced), !options.observedTensors.contains(produced),
+                  readers[produced] == 1,
                   FusionRules.canFuseActivation(into: node.opType),
                   let consumer = nodeByReader[produced],
                   analysis.runtimeNodes[consumer].node.inputs.first == produced,

@@ -1,13 +1,14 @@
 /// Element types Whittle understands. Activations at run time are always `float32`;
 /// the integer types appear in constants (shapes, indices) that are folded at compile time.
 public enum ElementType: String, Sendable, Codable, Equatable, CaseIterable {
-    case float32, float64, int64, int32, uint8, int8, bool
+    case float32, float64, int64, int32, int16, uint16, uint8, int8, bool
 
     /// Bytes one element occupies in memory / on disk.
     public var byteWidth: Int {
         switch self {
         case .float64, .int64: return 8
         case .float32, .int32: return 4
+        case .int16, .uint16: return 2
         case .uint8, .int8, .bool: return 1
         }
     }

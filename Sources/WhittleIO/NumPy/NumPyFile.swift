@@ -119,6 +119,16 @@ public enum NumPyFile {
                 initialized = count
             }
             return Tensor(shape: shape, ints: ints, elementType: type)
+        case .int16, .uint16:
+            let ints = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
+                for i in 0..<count {
+                    let raw = payload.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)
+                    let bits = big ? UInt16(bigEndian: raw) : UInt16(littleEndian: raw)
+                    buffer[i] = type == .int16 ? Int64(Int16(bitPattern: bits)) : Int64(bits)
+                }
+                initialized = count
+            }
+            return Tensor(shape: shape, ints: ints, elementType: type)
         case .uint8, .int8, .bool:
             let ints = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
                 for i in 0..<count {
@@ -234,6 +244,16 @@ public enum NumPyFile {
             for i in 0..<count {
                 guard let v = Int32(exactly: ints[i]) else { throw outOfRange(i, "\(ints[i])") }
                 body.storeBytes(of: v.littleEndian, toByteOffset: i &* 4, as: Int32.self)
+            }
+        case .int16:
+            for i in 0..<count {
+                guard let v = Int16(exactly: ints[i]) else { throw outOfRange(i, "\(ints[i])") }
+                body.storeBytes(of: v.littleEndian, toByteOffset: i &* 2, as: Int16.self)
+            }
+        case .uint16:
+            for i in 0..<count {
+                guard let v = UInt16(exactly: ints[i]) else { throw outOfRange(i, "\(ints[i])") }
+                body.storeBytes(of: v.littleEndian, toByteOffset: i &* 2, as: UInt16.self)
             }
         case .int8:
             for i in 0..<count {

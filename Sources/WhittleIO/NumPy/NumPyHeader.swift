@@ -17,6 +17,8 @@ struct NumPyDescriptor: Equatable, Sendable {
         case .float64: return "<f8"
         case .int64: return "<i8"
         case .int32: return "<i4"
+        case .int16: return "<i2"
+        case .uint16: return "<u2"
         case .uint8: return "|u1"
         case .int8: return "|i1"
         case .bool: return "|b1"
@@ -40,6 +42,8 @@ struct NumPyDescriptor: Equatable, Sendable {
         case ("f", 8): elementType = .float64
         case ("i", 8): elementType = .int64
         case ("i", 4): elementType = .int32
+        case ("i", 2): elementType = .int16
+        case ("u", 2): elementType = .uint16
         case ("i", 1): elementType = .int8
         case ("u", 1): elementType = .uint8
         case ("b", 1): elementType = .bool

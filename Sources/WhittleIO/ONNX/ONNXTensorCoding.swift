@@ -5,6 +5,8 @@ enum ONNXDataType {
     static let float: Int32 = 1
     static let uint8: Int32 = 2
     static let int8: Int32 = 3
+    static let uint16: Int32 = 4
+    static let int16: Int32 = 5
     static let int32: Int32 = 6
     static let int64: Int32 = 7
     static let bool: Int32 = 9
@@ -19,6 +21,8 @@ enum ONNXDataType {
         case int32: return .int32
         case int8: return .int8
         case uint8: return .uint8
+        case int16: return .int16
+        case uint16: return .uint16
         case bool: return .bool
         default: return nil
         }
@@ -32,6 +36,8 @@ enum ONNXDataType {
         case .int32: return int32
         case .int8: return int8
         case .uint8: return uint8
+        case .int16: return int16
+        case .uint16: return uint16
         case .bool: return bool
         }
     }
@@ -58,7 +64,7 @@ enum ONNXTensorCoding {
         guard let type = ONNXDataType.elementType(proto.dataType) else {
             throw WhittleError(.invalidModel, label,
                                "element type \(ONNXDataType.name(proto.dataType)) is not supported "
-                               + "(supported: float, double, int64, int32, int8, uint8, bool)")
+                               + "(supported: float, double, int64, int32, int16, uint16, int8, uint8, bool)")
         }
         var shape: [Int] = []
         var count = 1
@@ -97,7 +103,7 @@ enum ONNXTensorCoding {
         case .int64:
             try checkCount(proto.int64Data.count, field: "int64_data")
             return Tensor(shape: shape, ints: proto.int64Data)
-        case .int32, .int8, .uint8, .bool:
+        case .int32, .int16, .uint16, .int8, .uint8, .bool:
             try checkCount(proto.int32Data.count, field: "int32_data")
             let values = proto.int32Data.map { type == .bool ? Int64($0 != 0 ? 1 : 0) : Int64($0) }
             return Tensor(shape: shape, ints: values, elementType: type)
@@ -132,6 +138,16 @@ enum ONNXTensorCoding {
                 return Tensor(shape: shape, ints: (0..<count).map { Int64(Int8(bitPattern: raw[$0])) }, elementType: .int8)
             case .uint8:
                 return Tensor(shape: shape, ints: (0..<count).map { Int64(raw[$0]) }, elementType: .uint8)
+            case .int16:
+                let values = (0..<count).map {
+                    Int64(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self)))
+                }
+                return Tensor(shape: shape, ints: values, elementType: .int16)
+            case .uint16:
+                let values = (0..<count).map {
+                    Int64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))
+                }
+                return Tensor(shape: shape, ints: values, elementType: .uint16)
             case .bool:
                 return Tensor(shape: shape, ints: (0..<count).map { raw[$0] != 0 ? 1 : 0 }, elementType: .bool)
             }
@@ -179,6 +195,16 @@ enum ONNXTensorCoding {
             for value in try integers(tensor, label: label) {
                 guard let narrow = UInt8(exactly: value) else { throw rangeError(value, tensor, label) }
                 bytes.append(narrow)
+            }
+        case .int16:
+            for value in try integers(tensor, label: label) {
+                guard let narrow = Int16(exactly: value) else { throw rangeError(value, tensor, label) }
+                appendLittleEndian(narrow, to: &bytes)
+            }
+        case .uint16:
+            for value in try integers(tensor, label: label) {
+                guard let narrow = UInt16(exactly: value) else { throw rangeError(value, tensor, label) }
+                appendLittleEndian(narrow, to: &bytes)
             }
         case .bool:
             for value in try integers(tensor, label: label) { bytes.append(value != 0 ? 1 : 0) }

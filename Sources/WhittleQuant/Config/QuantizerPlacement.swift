@@ -108,6 +108,19 @@ public struct QuantizerPlacement: Sendable, Equatable {
         applyMatMulRule()
     }
 
+    /// Gives `tensor` a quantizer of its own with `settings` (e.g. taken from an encodings
+    /// file), replacing any shared encoding it had.
+    public mutating func assign(tensor: String, settings: QuantizerSettings) throws {
+        guard graphTensors.contains(tensor) else {
+            throw WhittleError(.invalidArgument, tensor, "not a tensor of the graph")
+        }
+        guard (4...16).contains(settings.bitWidth) || !settings.enabled else {
+            throw WhittleError(.invalidArgument, tensor, "bit width must be in 4...16, got \(settings.bitWidth)")
+        }
+        quantizers[tensor] = settings
+        sharedEncodings[tensor] = nil
+    }
+
     /// Turns `tensor`'s quantizer off (the tensor stays float).
     public mutating func disable(tensor: String) throws {
         let key = try ownQuantizer(tensor)

@@ -1,3 +1,5 @@
+import WhittleEngine
+
 /// Float16 pass-through: round each float32 to the nearest IEEE binary16 value (ties to even,
 /// overflow to +/-Inf, gradual underflow to float16 subnormals) and keep it as float32.
 ///
@@ -5,25 +7,9 @@
 /// x86-64 targets without F16C (where `Float16(x)` is a library call per element). The tests
 /// check it against Swift's `Float16` conversion.
 public enum Float16Rounding {
-    /// `Float(Float16(x))`, computed on the float32 bit pattern.
+    /// `Float(Float16(x))`, computed on the float32 bit pattern (see `roundToFloat16`).
     @inlinable @inline(__always)
-    public static func round(_ x: Float) -> Float {
-        let bits = x.bitPattern
-        let sign = bits & 0x8000_0000
-        let magnitude = bits & 0x7FFF_FFFF
-        // Normal float16 range: drop 13 mantissa bits with round-half-to-even on the bit
-        // pattern; a carry moves into the exponent correctly.
-        let normal = (magnitude &+ 0x0FFF &+ ((magnitude >> 13) & 1)) & ~UInt32(0x1FFF)
-        // Below 2^-14 float16 is subnormal with a fixed step 2^-24: adding 0.75 (whose float32
-        // ulp is 2^-24) rounds to that step, ties to even.
-        let tiny = ((Float(bitPattern: magnitude) + 0.75) - 0.75).bitPattern
-        var result = magnitude < 0x3880_0000 ? tiny : normal
-        // 65520 (halfway between 65504 and 65536) and above round to infinity.
-        result = magnitude >= 0x477F_F000 ? 0x7F80_0000 : result
-        // NaN stays NaN (quiet).
-        result = magnitude > 0x7F80_0000 ? (magnitude | 0x0040_0000) : result
-        return Float(bitPattern: sign | result)
-    }
+    public static func round(_ x: Float) -> Float { roundToFloat16(x) }
 
     /// Rounds every value to float16 precision in place.
     public static func round(_ values: UnsafeMutableBufferPointer<Float>) {

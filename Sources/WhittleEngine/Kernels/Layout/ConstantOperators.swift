@@ -124,12 +124,14 @@ extension OperatorRegistry {
         case 1: return .float32
         case 2: return .uint8
         case 3: return .int8
+        case 4: return .uint16
+        case 5: return .int16
         case 6: return .int32
         case 7: return .int64
         case 9: return .bool
         case 11: return .float64
         default:
-            throw context.error("unsupported Cast target type \(code) (supported: float, double, int64, int32, int8, uint8, bool)",
+            throw context.error("unsupported Cast target type \(code) (supported: float, double, int64, int32, int16, uint16, int8, uint8, bool)",
                                 kind: .unsupportedOperator)
         }
     }
@@ -146,7 +148,7 @@ extension OperatorRegistry {
             case .int(let ints): values = ints.map { $0 != 0 ? 1 : 0 }
             }
             return Tensor(shape: tensor.shape, ints: values, elementType: .bool)
-        case .int64, .int32, .int8, .uint8:
+        case .int64, .int32, .int16, .uint16, .int8, .uint8:
             let wide: [Int64]
             switch tensor.storage {
             case .int(let ints): wide = ints
@@ -157,6 +159,8 @@ extension OperatorRegistry {
             case .int32: values = wide.map { Int64(Int32(truncatingIfNeeded: $0)) }
             case .int8: values = wide.map { Int64(Int8(truncatingIfNeeded: $0)) }
             case .uint8: values = wide.map { Int64(UInt8(truncatingIfNeeded: $0)) }
+            case .int16: values = wide.map { Int64(Int16(truncatingIfNeeded: $0)) }
+            case .uint16: values = wide.map { Int64(UInt16(truncatingIfNeeded: $0)) }
             default: values = wide
             }
             return Tensor(shape: tensor.shape, ints: values, elementType: target)

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import WhittleIO
+import WhittleQuant
+
+/// `whittle quantize`: post-training quantization with AIMET-compatible export.
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a model after training and export it for Qualcomm's tool chain.",
+        discussion: """
+            Writes DIR/MODEL.onnx (the float model with folded BatchNorm and any weight changes, \
+            tensor names preserved), DIR/MODEL.encodings (AIMET encodings for those tensor names) and \
+            DIR/MODEL.qdq.onnx (QuantizeLinear/DequantizeLinear model for onnxruntime), then prints \
+            float vs simulated accuracy (or top-1 agreement and SQNR without labels).
+            """)
+
+    @Argument(help: "The ONNX model file.")
+    var model: String
+
+    @Option(name: .long, help: "Calibration data .npz (inputs under the model's input names or `x`).")
+    var data: String
+
+    @Option(name: .long, help: "Evaluation data .npz (optional labels `y`); default: the calibration data.")
+    var eval: String?
+
+    @Option(name: .long, help: "Quantsim config: a preset (\(QuantsimConfig.presetNames.joined(separator: ", "))) or a JSON file.")
+    var config = "default"
+
+    @Option(name: .long, help: "Activation range scheme: minmax, sqnr, percentile[:P] or mse.")
+    var scheme = "minmax"
+
+    @Option(name: .long, help: "Weight bit width (4-16).")
+    var weights = 8
+
+    @Option(name: .long, help: "Activation bit width (4-16).")
+    var activations = 8
+
+    @Flag(name: .long, inversion: .prefixedEnableDisable,
+          help: "Per-channel weight encodings (default: as the config says).")
+    var perChannel: Bool?
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Bit width per layer or tensor: NAME=BITS ...")
+    var bits: [String] = []
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
+    var float: [String] = []
+
+    @Option(name: .long, help: "Encodings file version: 0.6.1, 1.0.0 or 2.0.0.")
+    var encodingsVersion = "1.0.0"
+
+    @Option(name: .long, help: "Use only the first N calibration samples.")
+    var calibrationSamples: Int?
+
+    @Option(name: .long, help: "Samples per batch.")
+    var batch = 32
+
+    @Option(name: .long, help: "Output folder (created if missing).")
+    var out: String
+
+    @OptionGroup var engine: EngineOptions
+
+    struct Report: Codable {
+        var model: String
+        var outputs: [String]
+        var recipe: QuantizationRecipe
+        var comparison: OutputComparison
+        var quantizers: Int
+        var seconds: [String: Double]
+    }
+
+    func recipe() throws -> QuantizationRecipe {
+        var overrides: [String: Int] = [:]
+        for entry in bits {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, let value = Int(parts[1]) else {
+                throw WhittleError(.invalidArgument, "--bits '\(entry)'", "expected NAME=BITS, e.g. conv1=16")
+            }
+            overrides[parts[0]] = value
+        }
+        let recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
+                                        weightBits: weights, activationBits: activations, perChannel: perChannel,
+                                        bitOverrides: overrides, disabled: Set(float), batchSize: batch)
+        try recipe.validate()
+        return recipe
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try engine.apply()
+            guard let version = EncodingsVersion(rawValue: encodingsVersion) else {
+                throw WhittleError(.invalidArgument, "--encodings-version '\(encodingsVersion)'",
+                                   "unknown; use \(EncodingsVersion.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let recipe = try recipe()
+            let graph = try loadModel(model)
+            var calibration = try loadDataset(data, for: graph)
+            if let calibrationSamples {
+                guard calibrationSamples >= 1 else {
+                    throw WhittleError(.invalidArgument, "--calibration-samples", "must be at least 1, got \(calibrationSamples)")
+                }
+                calibration = calibration.subset(first: min(calibrationSamples, calibration.sampleCount))
+            }
+            let evaluation = try eval.map { try loadDataset($0, for: graph) } ?? calibration
+            let folder = URL(fileURLWithPath: out)
+            do {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            } catch {
+                throw WhittleError(.io, out, "cannot create the output folder (\(error.localizedDescription))")
+            }
+
+            let progress = TerminalProgress()
+            let job = progress.context()
+            let (quantized, report) = try PostTrainingQuantization.run(graph: graph, recipe: recipe,
+                                                                       calibration: calibration.inputs, job: job)
+            let comparison = try OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
+                                                          inputs: evaluation.inputs, labels: evaluation.labels,
+                                                          batchSize: batch, job: job)
+            progress.finish()
+
+            let stem = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+            let floatURL = folder.appendingPathComponent("\(stem).onnx")
+            let encodingsURL = folder.appendingPathComponent("\(stem).encodings")
+            let qdqURL = folder.appendingPathComponent("\(stem).qdq.onnx")
+            try ONNXExporter.write(quantized.graph, to: floatURL)
+            try quantized.encodingsFile(scheme: recipe.scheme).write(to: encodingsURL, version: version)
+            try ONNXExporter.write(try QDQExport.graph(quantized), to: qdqURL)
+
+            let outputs = [floatURL.path, encodingsURL.path, qdqURL.path]
+            if engine.json {
+                try printJSON(Report(model: model, outputs: outputs, recipe: recipe, comparison: comparison,
+                                     quantizers: quantized.activeQuantizers().count, seconds: report.seconds))
+                return
+            }
+            let params = quantized.activeQuantizers().filter { $0.settings.role == .param }.count
+            print("quantized \(model): W\(recipe.weightBits)A\(recipe.activationBits), config \(recipe.config), scheme \(recipe.scheme), "
+                  + "\(params) weight and \(quantized.activeQuantizers().count - params) activation quantizers, "
+                  + "\(report.foldedBatchNorms) BatchNorms folded")
+            print(comparisonLine(comparison, samples: evaluation.sampleCount))
+            for path in outputs { print("wrote \(path)") }
+        }
+    }
+}
+
+/// One line: float vs quantized accuracy, agreement and SQNR.
+func comparisonLine(_ comparison: OutputComparison, samples: Int) -> String {
+    var line = "\(samples) samples:"
+    if let floatAccuracy = comparison.floatAccuracy, let quantizedAccuracy = comparison.quantizedAccuracy {
+        line += String(format: " top-1 float %.2f%% -> quantized %.2f%% (%+.2f points),", floatAccuracy * 100,
+                       quantizedAccuracy * 100, (quantizedAccuracy - floatAccuracy) * 100)
+    }
+    line += String(format: " agreement %.4f, SQNR %.2f dB", comparison.agreement, comparison.sqnrDB)
+    return line
+}
