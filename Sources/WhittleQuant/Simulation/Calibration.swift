@@ -79,6 +79,16 @@ public enum Calibration {
         let runner = try BatchRunner(graph: simulated, batchSize: batchSize,
                                      options: CompileOptions(foldBatchNorm: false, observedTensors: observed))
         let total = try runner.validate(inputs: inputs)
+        // Non-finite data would surface as NaN in some later layer; name the input instead.
+        for input in simulated.runtimeInputs {
+            guard let tensor = inputs[input.name] else { continue }
+            let values = tensor.floats
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                let row = values.count / max(1, tensor.shape.first ?? 1)
+                throw WhittleError(.invalidData, "input '\(input.name)'",
+                                   "calibration data contains \(values[bad].isNaN ? "NaN" : "Inf") (sample \(bad / max(1, row)))")
+            }
+        }
         var failure: WhittleError?
         func observe(_ tensor: String, _ buffer: UnsafeBufferPointer<Float>) {
             guard failure == nil, var analyzer = analyzers[tensor] else { return }
