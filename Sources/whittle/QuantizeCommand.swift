@@ -23,36 +23,10 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Evaluation data .npz (optional labels `y`); default: the calibration data.")
     var eval: String?
 
-    @Option(name: .long, help: "Quantsim config: a preset (\(QuantsimConfig.presetNames.joined(separator: ", "))) or a JSON file.")
-    var config = "default"
-
-    @Option(name: .long, help: "Activation range scheme: minmax, sqnr, percentile[:P] or mse.")
-    var scheme = "minmax"
-
-    @Option(name: .long, help: "Weight bit width (4-16).")
-    var weights = 8
-
-    @Option(name: .long, help: "Activation bit width (4-16).")
-    var activations = 8
-
-    @Flag(name: .long, inversion: .prefixedEnableDisable,
-          help: "Per-channel weight encodings (default: as the config says).")
-    var perChannel: Bool?
-
-    @Option(name: .long, parsing: .upToNextOption, help: "Bit width per layer or tensor: NAME=BITS ...")
-    var bits: [String] = []
-
-    @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
-    var float: [String] = []
+    @OptionGroup var recipeOptions: RecipeOptions
 
     @Option(name: .long, help: "Encodings file version: 0.6.1, 1.0.0 or 2.0.0.")
     var encodingsVersion = "1.0.0"
-
-    @Option(name: .long, help: "Use only the first N calibration samples.")
-    var calibrationSamples: Int?
-
-    @Option(name: .long, help: "Samples per batch.")
-    var batch = 32
 
     @Option(name: .long, help: "Output folder (created if missing).")
     var out: String
@@ -68,22 +42,6 @@ struct Quantize: ParsableCommand {
         var seconds: [String: Double]
     }
 
-    func recipe() throws -> QuantizationRecipe {
-        var overrides: [String: Int] = [:]
-        for entry in bits {
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, let value = Int(parts[1]) else {
-                throw WhittleError(.invalidArgument, "--bits '\(entry)'", "expected NAME=BITS, e.g. conv1=16")
-            }
-            overrides[parts[0]] = value
-        }
-        let recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
-                                        weightBits: weights, activationBits: activations, perChannel: perChannel,
-                                        bitOverrides: overrides, disabled: Set(float), batchSize: batch)
-        try recipe.validate()
-        return recipe
-    }
-
     func run() throws {
         try reportingErrors {
             try engine.apply()
@@ -91,15 +49,9 @@ struct Quantize: ParsableCommand {
                 throw WhittleError(.invalidArgument, "--encodings-version '\(encodingsVersion)'",
                                    "unknown; use \(EncodingsVersion.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let recipe = try recipe()
+            let recipe = try recipeOptions.recipe()
             let graph = try loadModel(model)
-            var calibration = try loadDataset(data, for: graph)
-            if let calibrationSamples {
-                guard calibrationSamples >= 1 else {
-                    throw WhittleError(.invalidArgument, "--calibration-samples", "must be at least 1, got \(calibrationSamples)")
-                }
-                calibration = calibration.subset(first: min(calibrationSamples, calibration.sampleCount))
-            }
+            let calibration = try recipeOptions.calibrationData(data, for: graph)
             let evaluation = try eval.map { try loadDataset($0, for: graph) } ?? calibration
             let folder = URL(fileURLWithPath: out)
             do {
@@ -114,7 +66,7 @@ struct Quantize: ParsableCommand {
                                                                        calibration: calibration.inputs, job: job)
             let comparison = try OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
                                                           inputs: evaluation.inputs, labels: evaluation.labels,
-                                                          batchSize: batch, job: job)
+                                                          batchSize: recipe.batchSize, job: job)
             progress.finish()
 
             let stem = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
@@ -150,4 +102,64 @@ func comparisonLine(_ comparison: OutputComparison, samples: Int) -> String {
     }
     line += String(format: " agreement %.4f, SQNR %.2f dB", comparison.agreement, comparison.sqnrDB)
     return line
+}
+
+/// The recipe flags `quantize` and `quant-analyze` share.
+struct RecipeOptions: ParsableArguments {
+    @Option(name: .long, help: "Quantsim config: a preset (\(QuantsimConfig.presetNames.joined(separator: ", "))) or a JSON file.")
+    var config = "default"
+
+    @Option(name: .long, help: "Activation range scheme: minmax, sqnr, percentile[:P] or mse.")
+    var scheme = "minmax"
+
+    @Option(name: .long, help: "Weight bit width (4-16).")
+    var weights = 8
+
+    @Option(name: .long, help: "Activation bit width (4-16).")
+    var activations = 8
+
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "Per-channel weight encodings (default: as the config says).")
+    var perChannel: Bool?
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Bit width per layer or tensor: NAME=BITS ...")
+    var bits: [String] = []
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
+    var float: [String] = []
+
+    @Option(name: .long, help: "Use only the first N calibration samples.")
+    var calibrationSamples: Int?
+
+    @Option(name: .long, help: "Samples per batch.")
+    var batch = 32
+
+    func recipe() throws -> QuantizationRecipe {
+        var overrides: [String: Int] = [:]
+        for entry in bits {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, let value = Int(parts[1]) else {
+                throw WhittleError(.invalidArgument, "--bits '\(entry)'", "expected NAME=BITS, e.g. conv1=16")
+            }
+            overrides[parts[0]] = value
+        }
+        let recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
+                                        weightBits: weights, activationBits: activations, perChannel: perChannel,
+                                        bitOverrides: overrides, disabled: Set(float), batchSize: batch)
+        try recipe.validate()
+        return recipe
+    }
+
+
+    /// The calibration data set, cut to `--calibration-samples`.
+    func calibrationData(_ path: String, for graph: Graph) throws -> Dataset {
+        var calibration = try loadDataset(path, for: graph)
+        if let calibrationSamples {
+            guard calibrationSamples >= 1 else {
+                throw WhittleError(.invalidArgument, "--calibration-samples", "must be at least 1, got \(calibrationSamples)")
+            }
+            calibration = calibration.subset(first: min(calibrationSamples, calibration.sampleCount))
+        }
+        return calibration
+    }
 }
