@@ -1,0 +1,101 @@
+import Foundation
+
+/// Measured quality and cost of one state of the model.
+public struct SessionMetrics: Codable, Sendable, Equatable {
+    /// Top-1 accuracy against labels (0...1).
+    public var accuracy: Double?
+    /// Top-1 agreement with the float model (0...1), when there are no labels.
+    public var agreement: Double?
+    /// Output signal-to-quantization-noise ratio against the float model, in dB.
+    public var sqnr: Double?
+    public var macs: Int?
+    public var parameters: Int?
+    /// Size of the deployable model in bytes (weights at their bit widths).
+    public var sizeBytes: Int?
+    /// Per-layer measurements, keyed by layer (node) name.
+    public var layers: [String: LayerMetrics]
+
+    public init(accuracy: Double? = nil, agreement: Double? = nil, sqnr: Double? = nil, macs: Int? = nil,
+                parameters: Int? = nil, sizeBytes: Int? = nil, layers: [String: LayerMetrics] = [:]) {
+        self.accuracy = accuracy
+        self.agreement = agreement
+        self.sqnr = sqnr
+        self.macs = macs
+        self.parameters = parameters
+        self.sizeBytes = sizeBytes
+        self.layers = layers
+    }
+
+    enum CodingKeys: String, CodingKey { case accuracy, agreement, sqnr, macs, parameters, sizeBytes, layers }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        accuracy = try c.decodeIfPresent(Double.self, forKey: .accuracy)
+        agreement = try c.decodeIfPresent(Double.self, forKey: .agreement)
+        sqnr = try c.decodeIfPresent(Double.self, forKey: .sqnr)
+        macs = try c.decodeIfPresent(Int.self, forKey: .macs)
+        parameters = try c.decodeIfPresent(Int.self, forKey: .parameters)
+        sizeBytes = try c.decodeIfPresent(Int.self, forKey: .sizeBytes)
+        layers = try c.decodeIfPresent([String: LayerMetrics].self, forKey: .layers) ?? [:]
+    }
+}
+
+/// Per-layer state and measurements in a snapshot or the current metrics.
+public struct LayerMetrics: Codable, Sendable, Equatable {
+    public var ratio: Double?
+    public var weightBits: Int?
+    public var activationBits: Int?
+    /// SQNR of the layer's output under quantization, in dB.
+    public var sqnr: Double?
+    public var macs: Int?
+    public var parameters: Int?
+
+    public init(ratio: Double? = nil, weightBits: Int? = nil, activationBits: Int? = nil, sqnr: Double? = nil,
+                macs: Int? = nil, parameters: Int? = nil) {
+        self.ratio = ratio
+        self.weightBits = weightBits
+        self.activationBits = activationBits
+        self.sqnr = sqnr
+        self.macs = macs
+        self.parameters = parameters
+    }
+}
+
+/// A named what-if state: the settings it captured and what they measured.
+public struct Snapshot: Codable, Sendable, Equatable, Identifiable {
+    public var name: String
+    public var created: Date
+    public var settings: SessionSettings
+    public var metrics: SessionMetrics
+
+    public var id: String { name }
+
+    public init(name: String, created: Date = Date(), settings: SessionSettings = SessionSettings(),
+                metrics: SessionMetrics = SessionMetrics()) {
+        self.name = name
+        self.created = created
+        self.settings = settings
+        self.metrics = metrics
+    }
+
+    enum CodingKeys: String, CodingKey { case name, created, settings, metrics }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        created = try c.decode(Date.self, forKey: .created)
+        settings = try c.decodeIfPresent(SessionSettings.self, forKey: .settings) ?? SessionSettings()
+        metrics = try c.decodeIfPresent(SessionMetrics.self, forKey: .metrics) ?? SessionMetrics()
+    }
+
+    /// Per-layer ratio and bits of this snapshot for `layer`: measured values where recorded,
+    /// else what the captured settings say.
+    public func layerState(_ layer: String) -> LayerMetrics {
+        var state = metrics.layers[layer] ?? LayerMetrics()
+        let bits = settings.bitWidths(for: layer)
+        if state.ratio == nil { state.ratio = settings.compression.ratio(for: layer) }
+        if state.weightBits == nil { state.weightBits = bits.weight }
+        if state.activationBits == nil { state.activationBits = bits.activation }
+        return state
+    }
+}
