@@ -70,10 +70,11 @@ public struct Snapshot: Codable, Sendable, Equatable, Identifiable {
 
     public var id: String { name }
 
+    /// `created` is kept to whole milliseconds, the precision a profile stores.
     public init(name: String, created: Date = Date(), settings: SessionSettings = SessionSettings(),
                 metrics: SessionMetrics = SessionMetrics()) {
         self.name = name
-        self.created = created
+        self.created = ProfileDate.wholeMilliseconds(created)
         self.settings = settings
         self.metrics = metrics
     }
@@ -83,9 +84,22 @@ public struct Snapshot: Codable, Sendable, Equatable, Identifiable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        created = try c.decode(Date.self, forKey: .created)
+        let text = try c.decode(String.self, forKey: .created)
+        guard let date = ProfileDate.parse(text) else {
+            throw DecodingError.dataCorruptedError(forKey: .created, in: c,
+                                                   debugDescription: "expected an ISO 8601 date like 2024-05-01T12:00:00Z, got '\(text)'")
+        }
+        created = date
         settings = try c.decodeIfPresent(SessionSettings.self, forKey: .settings) ?? SessionSettings()
         metrics = try c.decodeIfPresent(SessionMetrics.self, forKey: .metrics) ?? SessionMetrics()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(ProfileDate.format(created), forKey: .created)
+        try c.encode(settings, forKey: .settings)
+        try c.encode(metrics, forKey: .metrics)
     }
 
     /// Per-layer ratio and bits of this snapshot for `layer`: measured values where recorded,
@@ -97,5 +111,31 @@ public struct Snapshot: Codable, Sendable, Equatable, Identifiable {
         if state.weightBits == nil { state.weightBits = bits.weight }
         if state.activationBits == nil { state.activationBits = bits.activation }
         return state
+    }
+}
+
+/// Dates in profiles: ISO 8601 text in UTC with milliseconds, independent of the coder's date
+/// strategy, so a session encodes the same way through any JSONEncoder.
+enum ProfileDate {
+    static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    /// Accepts dates with or without fractional seconds.
+    static func parse(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return wholeMilliseconds(date) }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text).map(wholeMilliseconds)
+    }
+
+    /// The date rounded to whole milliseconds, computed the same way for new and parsed dates
+    /// so that a round trip is exact.
+    static func wholeMilliseconds(_ date: Date) -> Date {
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        return Date(timeIntervalSince1970: milliseconds / 1000)
     }
 }

@@ -163,11 +163,10 @@ public enum SessionProfile {
         }
     }
 
-    /// Encodes `session` as profile JSON (pretty, sorted keys, ISO 8601 dates), paths as held.
+    /// Encodes `session` as profile JSON (pretty, sorted keys), paths as held.
     public static func encode(_ session: Session, format: ProfileFormat = .standard) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
         return try encoder.encode(Envelope(version: format.currentVersion, session: session))
     }
 
@@ -222,11 +221,7 @@ public enum SessionProfile {
         }
     }
 
-    private static func makeDecoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }
+    private static func makeDecoder() -> JSONDecoder { JSONDecoder() }
 
     private static func write(_ session: Session, to url: URL, pathsRelativeTo profile: URL, format: ProfileFormat) throws {
         let data = try encode(relativizingPaths(of: session, to: profile), format: format)
@@ -277,7 +272,8 @@ enum ProfileErrors {
         case .valueNotFound(let type, let context):
             return "missing value" + location(context.codingPath, prefix: " at ") + ": expected \(typeName(type)), found null"
         case .dataCorrupted(let context):
-            return "invalid value" + location(context.codingPath, prefix: " at ") + ": " + lowercasedFirst(context.debugDescription)
+            let reason = context.debugDescription.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+            return "invalid value" + location(context.codingPath, prefix: " at ") + ": " + lowercasedFirst(reason)
         @unknown default:
             return String(describing: error)
         }
