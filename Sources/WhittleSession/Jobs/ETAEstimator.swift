@@ -1,4 +1,5 @@
 import Foundation
+import WhittleEngine
 
 /// Estimates the time left in a phase from its progress history.
 ///
@@ -51,5 +52,14 @@ public struct ETAEstimator: Sendable, Equatable {
     public var secondsRemaining: Double? {
         guard total > 0, let rate, rate.isFinite else { return nil }
         return max(0, Double(total - completed)) / rate
+    }
+
+    /// Short text for a duration in seconds: `45s`, `3m 04s`, `2h 05m`.
+    public static func format(seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let total = Int(seconds.rounded(.up))
+        if total < 60 { return "\(total)s" }
+        if total < 3600 { return "\(total / 60)m \(String(format: "%02d", total % 60))s" }
+        return "\(total / 3600)h \(String(format: "%02d", total % 3600 / 60))m"
     }
 }

@@ -19,7 +19,7 @@ public enum JobOutcome<Output: Sendable>: Sendable {
     /// The one-line error text of a failed job.
     public var errorMessage: String? {
         guard case .failed(let error) = self else { return nil }
-        return JobRunner<Output>.describe(error)
+        return describeError(error)
     }
 }
 
@@ -316,9 +316,12 @@ public final class JobRunner<Output: Sendable>: Sendable {
     }
 
     /// One line for any error: a `WhittleError`'s description, else the error's own text.
-    public static func describe(_ error: any Error) -> String {
-        if let error = error as? WhittleError { return error.description }
-        if let error = error as? LocalizedError, let text = error.errorDescription { return text }
-        return String(describing: error)
-    }
+    public static func describe(_ error: any Error) -> String { describeError(error) }
+}
+
+/// One line for any error: a `WhittleError`'s description, else the error's own text.
+func describeError(_ error: any Error) -> String {
+    if let error = error as? WhittleError { return error.description }
+    if let error = error as? LocalizedError, let text = error.errorDescription { return text }
+    return String(describing: error)
 }

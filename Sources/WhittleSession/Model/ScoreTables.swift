@@ -1,4 +1,5 @@
 import Foundation
+import WhittleEngine
 
 /// One point of a sensitivity curve: the model's score with one layer compressed to `ratio`.
 public struct ScorePoint: Codable, Sendable, Equatable, Hashable {
@@ -68,6 +69,13 @@ public struct ScoreTables: Codable, Sendable, Equatable {
         tables[technique.rawValue, default: [:]][layer] = points
     }
 
+    /// Whether these scores were measured on the given model and data with `metric` (a table
+    /// without hashes matches any model and data).
+    public func matches(modelHash: String?, datasetHash: String?, metric: String) -> Bool {
+        self.metric == metric && (self.modelHash == nil || self.modelHash == modelHash)
+            && (self.datasetHash == nil || self.datasetHash == datasetHash)
+    }
+
     enum CodingKeys: String, CodingKey { case metric, baseline, modelHash, datasetHash, tables }
 
     public init(from decoder: any Decoder) throws {
@@ -78,5 +86,29 @@ public struct ScoreTables: Codable, Sendable, Equatable {
         datasetHash = try c.decodeIfPresent(String.self, forKey: .datasetHash)
         let raw = try c.decodeIfPresent([String: [String: [ScorePoint]]].self, forKey: .tables) ?? [:]
         tables = raw.mapValues { $0.mapValues { $0.sorted { $0.ratio < $1.ratio } } }
+    }
+}
+
+/// Content fingerprints for cache keys (`ScoreTables.modelHash`, `datasetHash`): 64-bit FNV-1a
+/// over the file's bytes, as 16 hex digits. Not cryptographic; it only has to notice that a
+/// model or data file changed.
+public enum ContentHash {
+    public static func fnv1a64(_ data: Data) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in data {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The fingerprint of a file's contents.
+    public static func file(_ url: URL) throws -> String {
+        do {
+            return fnv1a64(try Data(contentsOf: url, options: .mappedIfSafe))
+        } catch {
+            throw WhittleError(.io, url.path, "cannot read the file")
+        }
     }
 }

@@ -95,6 +95,29 @@ public struct Session: Codable, Sendable, Equatable {
         return (override?.weightBits ?? recipe.weightBits, override?.activationBits ?? recipe.activationBits)
     }
 
+    /// Sets the kept-MAC ratio of `layer`, clamped to (0, 1]; nil or 1 removes the entry, so an
+    /// unchanged layer never appears in `compression.ratios`.
+    public mutating func setRatio(_ ratio: Double?, for layer: String) {
+        guard let ratio, ratio.isFinite, ratio < 1 else {
+            compression.ratios[layer] = nil
+            return
+        }
+        compression.ratios[layer] = max(1e-6, ratio)
+    }
+
+    /// Sets the technique of `layer`; nil or the default technique removes the entry.
+    public mutating func setTechnique(_ technique: CompressionTechnique?, for layer: String) {
+        compression.techniques[layer] = technique == compression.defaultTechnique ? nil : technique
+    }
+
+    /// Sets `layer`'s bit-width override; values equal to the recipe's (or nil) are dropped, and
+    /// an override with nothing left is removed.
+    public mutating func setBitWidths(weight: Int?, activation: Int?, for layer: String) {
+        let override = BitWidthOverride(weightBits: weight == recipe.weightBits ? nil : weight,
+                                        activationBits: activation == recipe.activationBits ? nil : activation)
+        bitWidthOverrides[layer] = override.isEmpty ? nil : override
+    }
+
     enum CodingKeys: String, CodingKey {
         case modelPath = "model", calibrationDataPath = "calibrationData", evaluationDataPath = "evaluationData"
         case recipe, bitWidthOverrides, compression, snapshots, scores, currentMetrics, ui

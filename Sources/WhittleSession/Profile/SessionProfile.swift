@@ -150,7 +150,7 @@ public enum SessionProfile {
                 do {
                     try migration(&top)
                 } catch {
-                    throw fail("cannot migrate from version \(from): \(JobRunner<Int>.describe(error))")
+                    throw fail("cannot migrate from version \(from): \(describeError(error))")
                 }
                 top["version"] = from + 1
             }

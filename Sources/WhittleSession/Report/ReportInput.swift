@@ -1,4 +1,5 @@
 import Foundation
+import WhittleEngine
 
 /// A histogram of one tensor's values, for the range plots of the report and the layer detail
 /// panel.
