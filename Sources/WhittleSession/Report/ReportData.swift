@@ -7,8 +7,13 @@ public enum ReportData {
     /// Op types whose weights and outputs the report plots.
     public static let weightOperators: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 
+    /// Bytes the preserved layer outputs of the activation pass may take; the sample count is
+    /// lowered to fit (at least one sample always runs).
+    public static let activationMemoryBudget = 256 << 20
+
     /// Builds the report input for `session` on `graph`. With `data`, the first `samples`
-    /// samples are run once to histogram each weight layer's output.
+    /// samples (fewer when their layer outputs would exceed `activationMemoryBudget`) are run
+    /// once to histogram each weight layer's output.
     public static func collect(session: Session, graph: Graph, data: Dataset? = nil, samples: Int = 64,
                                title: String? = nil, context: JobContext = .silent) throws -> ReportInput {
         context.report(phase: "analysing model", completed: 0, total: 1)
@@ -26,8 +31,11 @@ public enum ReportData {
             }
             context.report(phase: "weight ranges", completed: index + 1, total: layers.count)
         }
-        if let data, data.sampleCount > 0, !layers.isEmpty {
-            histograms += try activationHistograms(graph: graph, layers: layers, data: data, samples: samples, context: context)
+        if let data, data.sampleCount > 0, samples > 0, !layers.isEmpty {
+            let names = Set(layers.map(\.name))
+            let perSample = max(1, cost.layers.filter { names.contains($0.name) }.reduce(0) { $0 + $1.activationBytes })
+            let affordable = max(1, min(samples, activationMemoryBudget / perSample))
+            histograms += try activationHistograms(graph: graph, layers: layers, data: data, samples: affordable, context: context)
         }
         let model = URL(fileURLWithPath: session.modelPath).lastPathComponent
         return ReportInput(title: title ?? "Whittle report: \(model)", session: session, cost: cost,
