@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "whittle", targets: ["whittle"]),
         .library(name: "WhittleEngine", targets: ["WhittleEngine"]),
         .library(name: "WhittleIO", targets: ["WhittleIO"]),
+        .library(name: "WhittleSession", targets: ["WhittleSession"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,14 +34,17 @@ let package = Package(
             ]),
         // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
         .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
+        // Session profiles, background jobs, snapshot comparison and the HTML report.
+        .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
-                "WhittleEngine", "WhittleIO", "WhittleQuant",
+                "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleEngine", "WhittleIO"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )

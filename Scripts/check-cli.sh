@@ -51,6 +51,12 @@ g = helper.make_graph([helper.make_node("Add", ["x", "ghost"], ["y"], name="add"
 onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), f"{w}/dangling.onnx")
 PYEOF
 
+printf '{\n  "version": 1,\n  "model": "m.onnx",,\n}\n' > "$WORK/corrupt-profile.json"
+printf '{"version": 99, "model": "%s"}\n' "$PWD/$MODEL" > "$WORK/newer-profile.json"
+printf '{"version": 1, "model": "gone.onnx"}\n' > "$WORK/missing-model-profile.json"
+printf '{"version": 1, "model": "%s", "calibrationData": "%s"}\n' "$PWD/$MODEL" "$PWD/SampleModels/digits-calib.npz" > "$WORK/profile.json"
+cp "$WORK/corrupt-profile.json" "$WORK/corrupt-profile.orig"
+
 expect_error missing-model "nope.onnx" -- "$WHITTLE" inspect "$WORK/nope.onnx"
 expect_error truncated-model "truncated.onnx" -- "$WHITTLE" inspect "$WORK/truncated.onnx"
 expect_error random-model "random.onnx" -- "$WHITTLE" inspect "$WORK/random.onnx"
@@ -68,6 +74,13 @@ expect_error zero-batch "batch" -- "$WHITTLE" eval "$MODEL" --data "$DATA" --bat
 expect_error bad-threads "threads" -- "$WHITTLE" bench "$MODEL" --threads 0
 expect_error unknown-flag "frobnicate" -- "$WHITTLE" inspect "$MODEL" --frobnicate
 expect_error output-dir-missing "missing-dir" -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/missing-dir/o.npz"
+expect_error corrupt-profile "corrupt-profile.json: not valid JSON (line 3" -- "$WHITTLE" report --profile "$WORK/corrupt-profile.json" --out "$WORK/r.html"
+cmp -s "$WORK/corrupt-profile.json" "$WORK/corrupt-profile.orig" || { failed=$((failed + 1)); echo "FAIL  corrupt profile was modified"; }
+expect_error newer-profile "made by a newer Whittle (version 99" -- "$WHITTLE" report --profile "$WORK/newer-profile.json" --out "$WORK/r.html"
+expect_error missing-profile "no-profile.json: no such profile" -- "$WHITTLE" report --profile "$WORK/no-profile.json" --out "$WORK/r.html"
+expect_error profile-missing-model "gone.onnx" -- "$WHITTLE" report --profile "$WORK/missing-model-profile.json" --out "$WORK/r.html"
+expect_error report-dir-missing "missing-dir" -- "$WHITTLE" report --profile "$WORK/profile.json" --out "$WORK/missing-dir/r.html"
+[ ! -e "$WORK/r.html" ] || { failed=$((failed + 1)); echo "FAIL  report written despite an error"; }
 [ ! -e "$WORK/missing-dir/o.npz" ] || { failed=$((failed + 1)); echo "FAIL  half-written output left behind"; }
 
 expect_ok inspect-json -- "$WHITTLE" inspect "$MODEL" --json
@@ -76,6 +89,8 @@ expect_ok run -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/out.npz
 expect_ok bench -- "$WHITTLE" bench "$MODEL" --batch 8 --repeats 3
 expect_ok help-run -- "$WHITTLE" run --help
 expect_ok no-arguments -- "$WHITTLE"
+expect_ok report -- "$WHITTLE" report --profile "$WORK/profile.json" --out "$WORK/report.html" --samples 8
+grep -q "<svg" "$WORK/report.html" 2>/dev/null || { failed=$((failed + 1)); echo "FAIL  report has no charts"; }
 ls "$WORK"/*.tmp* >/dev/null 2>&1 && { failed=$((failed + 1)); echo "FAIL  temporary files left behind"; }
 
 echo "cli: $passed passed, $failed failed"

@@ -1,0 +1,196 @@
+import Foundation
+
+/// Everything a workbench session needs to resume exactly: which model and data, the
+/// quantization recipe, every compression slider, named snapshots, cached sensitivity scores
+/// and a few UI choices. This is the value a session profile saves (as versioned JSON, see
+/// `SessionProfile`).
+///
+/// Paths are held as given (absolute, or relative to the working directory). `SessionProfile`
+/// stores them relative to the profile file where it can and resolves them again on load.
+public struct Session: Codable, Sendable, Equatable {
+    /// The profile format version this build writes. `SessionProfile` refuses files with a
+    /// larger version and migrates smaller ones forward.
+    public static let formatVersion = 1
+
+    /// The ONNX model file.
+    public var modelPath: String
+    /// Calibration data (.npz) for quantization ranges and compression reconstruction.
+    public var calibrationDataPath: String?
+    /// Evaluation data (.npz, with labels `y` for accuracy) for scores and snapshots.
+    public var evaluationDataPath: String?
+    /// How to quantize.
+    public var recipe: QuantizationRecipe
+    /// Per-layer bit widths that differ from the recipe, keyed by layer (node) name.
+    public var bitWidthOverrides: [String: BitWidthOverride]
+    /// Compression choices: technique and ratio per layer, target, ignored layers, candidates.
+    public var compression: CompressionSettings
+    /// Named what-if states, oldest first.
+    public var snapshots: [Snapshot]
+    /// Cached sensitivity scores (per technique, layer and ratio).
+    public var scores: ScoreTables
+    /// Measured metrics of the current (unsnapshotted) settings, when known.
+    public var currentMetrics: SessionMetrics?
+    /// UI choices the workbench restores (selection, focus, theme).
+    public var ui: SessionUIState
+
+    public init(modelPath: String, calibrationDataPath: String? = nil, evaluationDataPath: String? = nil,
+                recipe: QuantizationRecipe = QuantizationRecipe(),
+                bitWidthOverrides: [String: BitWidthOverride] = [:],
+                compression: CompressionSettings = CompressionSettings(),
+                snapshots: [Snapshot] = [], scores: ScoreTables = ScoreTables(),
+                currentMetrics: SessionMetrics? = nil, ui: SessionUIState = SessionUIState()) {
+        self.modelPath = modelPath
+        self.calibrationDataPath = calibrationDataPath
+        self.evaluationDataPath = evaluationDataPath
+        self.recipe = recipe
+        self.bitWidthOverrides = bitWidthOverrides
+        self.compression = compression
+        self.snapshots = snapshots
+        self.scores = scores
+        self.currentMetrics = currentMetrics
+        self.ui = ui
+    }
+
+    /// The settings a snapshot captures, taken from the current session.
+    public var settings: SessionSettings {
+        get { SessionSettings(recipe: recipe, bitWidthOverrides: bitWidthOverrides, compression: compression) }
+        set {
+            recipe = newValue.recipe
+            bitWidthOverrides = newValue.bitWidthOverrides
+            compression = newValue.compression
+        }
+    }
+
+    /// Records the current settings (and `metrics`, or the current metrics) as a snapshot named
+    /// `name`, replacing an existing snapshot of that name. Returns the snapshot.
+    @discardableResult
+    public mutating func takeSnapshot(named name: String, metrics: SessionMetrics? = nil, at date: Date = Date()) -> Snapshot {
+        let snapshot = Snapshot(name: name, created: date, settings: settings,
+                                metrics: metrics ?? currentMetrics ?? SessionMetrics())
+        if let index = snapshots.firstIndex(where: { $0.name == name }) {
+            snapshots[index] = snapshot
+        } else {
+            snapshots.append(snapshot)
+        }
+        return snapshot
+    }
+
+    /// Makes the snapshot named `name` the current settings (and its metrics the current
+    /// metrics). Returns false when there is no such snapshot.
+    @discardableResult
+    public mutating func restoreSnapshot(named name: String) -> Bool {
+        guard let snapshot = snapshot(named: name) else { return false }
+        settings = snapshot.settings
+        currentMetrics = snapshot.metrics
+        return true
+    }
+
+    public func snapshot(named name: String) -> Snapshot? {
+        snapshots.first { $0.name == name }
+    }
+
+    /// The bit widths in force for `layer`: its override where set, else the recipe's.
+    public func bitWidths(for layer: String) -> (weight: Int, activation: Int) {
+        let override = bitWidthOverrides[layer]
+        return (override?.weightBits ?? recipe.weightBits, override?.activationBits ?? recipe.activationBits)
+    }
+
+    /// Sets the kept-MAC ratio of `layer`, clamped to (0, 1]; nil or 1 removes the entry, so an
+    /// unchanged layer never appears in `compression.ratios`.
+    public mutating func setRatio(_ ratio: Double?, for layer: String) {
+        guard let ratio, ratio.isFinite, ratio < 1 else {
+            compression.ratios[layer] = nil
+            return
+        }
+        compression.ratios[layer] = max(1e-6, ratio)
+    }
+
+    /// Sets the technique of `layer`; nil or the default technique removes the entry.
+    public mutating func setTechnique(_ technique: CompressionTechnique?, for layer: String) {
+        compression.techniques[layer] = technique == compression.defaultTechnique ? nil : technique
+    }
+
+    /// Sets `layer`'s bit-width override; values equal to the recipe's (or nil) are dropped, and
+    /// an override with nothing left is removed.
+    public mutating func setBitWidths(weight: Int?, activation: Int?, for layer: String) {
+        let override = BitWidthOverride(weightBits: weight == recipe.weightBits ? nil : weight,
+                                        activationBits: activation == recipe.activationBits ? nil : activation)
+        bitWidthOverrides[layer] = override.isEmpty ? nil : override
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case modelPath = "model", calibrationDataPath = "calibrationData", evaluationDataPath = "evaluationData"
+        case recipe, bitWidthOverrides, compression, snapshots, scores, currentMetrics, ui
+    }
+
+    /// Only `model` is required; every other member takes its default when absent, so a
+    /// hand-written profile can be as short as `{"version": 1, "model": "m.onnx"}`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        modelPath = try container.decode(String.self, forKey: .modelPath)
+        calibrationDataPath = try container.decodeIfPresent(String.self, forKey: .calibrationDataPath)
+        evaluationDataPath = try container.decodeIfPresent(String.self, forKey: .evaluationDataPath)
+        recipe = try container.decodeIfPresent(QuantizationRecipe.self, forKey: .recipe) ?? QuantizationRecipe()
+        bitWidthOverrides = try container.decodeIfPresent([String: BitWidthOverride].self, forKey: .bitWidthOverrides) ?? [:]
+        compression = try container.decodeIfPresent(CompressionSettings.self, forKey: .compression) ?? CompressionSettings()
+        snapshots = try container.decodeIfPresent([Snapshot].self, forKey: .snapshots) ?? []
+        scores = try container.decodeIfPresent(ScoreTables.self, forKey: .scores) ?? ScoreTables()
+        currentMetrics = try container.decodeIfPresent(SessionMetrics.self, forKey: .currentMetrics)
+        ui = try container.decodeIfPresent(SessionUIState.self, forKey: .ui) ?? SessionUIState()
+    }
+}
+
+/// The tunable part of a session: what a snapshot captures and restores.
+public struct SessionSettings: Codable, Sendable, Equatable {
+    public var recipe: QuantizationRecipe
+    public var bitWidthOverrides: [String: BitWidthOverride]
+    public var compression: CompressionSettings
+
+    public init(recipe: QuantizationRecipe = QuantizationRecipe(), bitWidthOverrides: [String: BitWidthOverride] = [:],
+                compression: CompressionSettings = CompressionSettings()) {
+        self.recipe = recipe
+        self.bitWidthOverrides = bitWidthOverrides
+        self.compression = compression
+    }
+
+    enum CodingKeys: String, CodingKey { case recipe, bitWidthOverrides, compression }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        recipe = try container.decodeIfPresent(QuantizationRecipe.self, forKey: .recipe) ?? QuantizationRecipe()
+        bitWidthOverrides = try container.decodeIfPresent([String: BitWidthOverride].self, forKey: .bitWidthOverrides) ?? [:]
+        compression = try container.decodeIfPresent(CompressionSettings.self, forKey: .compression) ?? CompressionSettings()
+    }
+
+    /// Bit widths in force for `layer` under these settings.
+    public func bitWidths(for layer: String) -> (weight: Int, activation: Int) {
+        let override = bitWidthOverrides[layer]
+        return (override?.weightBits ?? recipe.weightBits, override?.activationBits ?? recipe.activationBits)
+    }
+}
+
+/// UI choices the workbench restores with a profile. `extra` holds anything else a panel wants
+/// to keep (filters, scroll positions) as strings.
+public struct SessionUIState: Codable, Sendable, Equatable {
+    public var selectedLayer: String?
+    public var focusedPanel: String?
+    public var theme: String?
+    public var extra: [String: String]
+
+    public init(selectedLayer: String? = nil, focusedPanel: String? = nil, theme: String? = nil, extra: [String: String] = [:]) {
+        self.selectedLayer = selectedLayer
+        self.focusedPanel = focusedPanel
+        self.theme = theme
+        self.extra = extra
+    }
+
+    enum CodingKeys: String, CodingKey { case selectedLayer, focusedPanel, theme, extra }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        selectedLayer = try container.decodeIfPresent(String.self, forKey: .selectedLayer)
+        focusedPanel = try container.decodeIfPresent(String.self, forKey: .focusedPanel)
+        theme = try container.decodeIfPresent(String.self, forKey: .theme)
+        extra = try container.decodeIfPresent([String: String].self, forKey: .extra) ?? [:]
+    }
+}
