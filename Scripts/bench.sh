@@ -35,3 +35,38 @@ else
   echo "efficientnet-lite0: $CACHE not found (run 'make models')"
 fi
 "$WHITTLE" microbench --threads "$THREADS"
+
+# Quantization simulation vs float inference, same model, same process kind, alternating runs
+# (ratio of medians; > 1 means the simulation is slower), and calibration cost per scheme.
+simrow() { # label model calib batch repeats
+  local label=$1 model=$2 calib=$3 batch=$4 repeats=$5 out
+  out=$(mktemp -d)
+  "$WHITTLE" quantize "$model" --data "$calib" --per-channel --out "$out" --json >/dev/null
+  local stem; stem=$(basename "$model" .onnx)
+  local f=() s=()
+  for _ in 1 2 3; do
+    f+=("$("$WHITTLE" bench "$out/$stem.onnx" --batch "$batch" --threads "$THREADS" --repeats "$repeats" --json)")
+    s+=("$("$WHITTLE" bench "$out/$stem.onnx" --encodings "$out/$stem.encodings" --batch "$batch" --threads "$THREADS" --repeats "$repeats" --json)")
+  done
+  local mm ss
+  mm=$("$WHITTLE" quantize "$model" --data "$calib" --per-channel --out "$out/mm" --json)
+  ss=$("$WHITTLE" quantize "$model" --data "$calib" --per-channel --scheme sqnr --out "$out/ss" --json)
+  "$PY" - "$label" "$mm" "$ss" "${f[@]}" "${s[@]}" <<'PYEOF'
+import json, statistics, sys
+label, mm, ss = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+runs = [json.loads(a) for a in sys.argv[4:]]
+floats, sims = runs[:3], runs[3:]
+fm = statistics.median(r["medianMilliseconds"] for r in floats)
+sm = statistics.median(r["medianMilliseconds"] for r in sims)
+fr = max(r.get("peakResidentBytes") or 0 for r in floats) / 2**20
+sr = max(r.get("peakResidentBytes") or 0 for r in sims) / 2**20
+cal = lambda j: sum(v for k, v in j["seconds"].items() if k.startswith("calibrate"))
+print(f"{label:<28} float {fm:8.2f} ms  simulated {sm:8.2f} ms  time ratio {sm / fm:4.2f}x  "
+      f"peak RSS {fr:6.1f} vs {sr:6.1f} MiB ({sr / fr:4.2f}x)  calibration sqnr/minmax {cal(ss):.2f}/{cal(mm):.2f} s = {cal(ss) / cal(mm):4.2f}x")
+PYEOF
+  rm -rf "$out"
+}
+simrow "digits-mobilenet batch 64" SampleModels/digits-mobilenet.onnx SampleModels/digits-calib.npz 64 "$REPEATS"
+if [ -f "$CACHE/efficientnet-lite0.onnx" ]; then
+  simrow "efficientnet-lite0 batch 32" "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-calib.npz" 32 $(( REPEATS / 4 > 3 ? REPEATS / 4 : 3 ))
+fi

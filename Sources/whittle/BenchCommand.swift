@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WhittleIO
+import WhittleQuant
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,6 +24,9 @@ struct Bench: ParsableCommand {
 
     @Flag(name: .long, help: "Also time every layer and print where the time goes (by op type and the slowest layers).")
     var profile = false
+
+    @Option(name: .long, help: "AIMET encodings file: time the quantization simulation instead of float inference.")
+    var encodings: String?
 
     @OptionGroup var engine: EngineOptions
 
@@ -53,7 +57,8 @@ struct Bench: ParsableCommand {
                 }
                 dimensions[String(parts[0])] = size
             }
-            let graph = try loadModel(model)
+            var graph = try loadModel(model)
+            if let encodings { graph = try frozenSimulation(of: graph, encodingsPath: encodings) }
             let plan = try Plan(graph: graph, batchSize: batch, dimensions: dimensions)
             var generator = SplitMix64(seed: 42)
             for name in plan.inputNames {
