@@ -33,6 +33,8 @@ let package = Package(
             ]),
         // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
         .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
+        // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
+        .target(name: "WhittleCompress", dependencies: ["WhittleEngine", "WhittleIO", "COpenBLAS"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
@@ -41,6 +43,7 @@ let package = Package(
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "WhittleCompressTests", dependencies: ["WhittleCompress", "WhittleIO", "WhittleEngine"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
