@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
         // Session profiles, background jobs, snapshot comparison and the HTML report.
         .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
+        // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
+        .target(name: "WhittleCompress", dependencies: ["WhittleEngine", "WhittleIO", "COpenBLAS"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleEngine", "WhittleIO"]),
+        .testTarget(name: "WhittleCompressTests", dependencies: ["WhittleCompress", "WhittleIO", "WhittleEngine"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
