@@ -83,6 +83,37 @@ expect_error report-dir-missing "missing-dir" -- "$WHITTLE" report --profile "$W
 [ ! -e "$WORK/r.html" ] || { failed=$((failed + 1)); echo "FAIL  report written despite an error"; }
 [ ! -e "$WORK/missing-dir/o.npz" ] || { failed=$((failed + 1)); echo "FAIL  half-written output left behind"; }
 
+# Quantization: bad recipes, configs and encodings files.
+CALIB=SampleModels/digits-calib.npz
+"$WHITTLE" quantize "$MODEL" --data "$CALIB" --calibration-samples 64 --out "$WORK/q" >/dev/null 2>&1
+echo '{"version": "1.0.0", "activation_encodings": [' > "$WORK/broken.encodings"
+"$PY" - "$WORK" <<'PYEOF'
+import json, sys
+w = sys.argv[1]
+e = json.load(open(f"{w}/q/digits-cnn.encodings"))
+e["activation_encodings"].append(dict(e["activation_encodings"][0], name="no_such_tensor"))
+json.dump(e, open(f"{w}/unknown-tensor.encodings", "w"))
+e = json.load(open(f"{w}/q/digits-cnn.encodings"))
+e["param_encodings"][0]["bw"] = 3
+json.dump(e, open(f"{w}/bad-bits.encodings", "w"))
+json.dump({"defaults": {"ops": {"is_output_quantized": "maybe"}}}, open(f"{w}/bad-config.json", "w"))
+PYEOF
+expect_error quantize-weight-bits "weight bits" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --weights 3 --out "$WORK/q2"
+expect_error quantize-activation-bits "activation bits" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --activations 17 --out "$WORK/q2"
+expect_error quantize-scheme "entropy" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --scheme entropy --out "$WORK/q2"
+expect_error quantize-percentile "percentile" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --scheme percentile:30 --out "$WORK/q2"
+expect_error quantize-config-missing "nope.json" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --config nope.json --out "$WORK/q2"
+expect_error quantize-config-bad "bad-config.json" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --config "$WORK/bad-config.json" --out "$WORK/q2"
+expect_error quantize-bits-syntax "NAME=BITS" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --bits conv1 --out "$WORK/q2"
+expect_error quantize-bits-unknown "nothing_here" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --bits nothing_here=8 --out "$WORK/q2"
+expect_error quantize-encodings-version "9.9" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --encodings-version 9.9 --out "$WORK/q2"
+expect_error encodings-truncated "broken.encodings" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/broken.encodings"
+expect_error encodings-unknown-tensor "no_such_tensor" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/unknown-tensor.encodings"
+expect_error encodings-bad-bits "bad-bits.encodings" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/bad-bits.encodings"
+expect_error encodings-missing "absent.encodings" -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/o.npz" --encodings "$WORK/absent.encodings"
+expect_ok quantize -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --calibration-samples 64 --out "$WORK/q3"
+expect_ok eval-encodings -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/q/digits-cnn.encodings"
+
 expect_ok inspect-json -- "$WHITTLE" inspect "$MODEL" --json
 expect_ok eval -- "$WHITTLE" eval "$MODEL" --data "$DATA" --batch 50
 expect_ok run -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/out.npz"
