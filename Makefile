@@ -50,6 +50,7 @@ test: deps venv release
 	$(SWIFT) test
 	bash Scripts/check-cli.sh $(RELEASE)
 	bash Scripts/check-parity.sh $(RELEASE)
+	bash Scripts/check-quant.sh $(RELEASE)
 
 models: deps venv
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r Scripts/models/requirements.txt
