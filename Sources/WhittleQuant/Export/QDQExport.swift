@@ -92,8 +92,12 @@ public enum QDQExport {
         guard let first = channelGrids.first else { return [] }
         let storage = Storage(first)
         let perChannel = channelGrids.count > 1
-        if perChannel && graph.opsetVersion < 13 {
-            throw WhittleError(.invalidArgument, input, "per-channel QuantizeLinear/DequantizeLinear needs opset 13 or later; the model is opset \(graph.opsetVersion)")
+        // Before opset 13 DequantizeLinear has no axis: per-channel weights are stored as integers,
+        // dequantized with scale 1 and multiplied by their per-channel scales (the same float
+        // product DequantizeLinear computes).
+        let emulateAxis = perChannel && graph.opsetVersion < 13 && storage.domain.isEmpty
+        if perChannel && graph.opsetVersion < 13 && graph.initializers[input] == nil && storage.domain.isEmpty {
+            throw WhittleError(.invalidArgument, input, "per-channel activation quantization needs opset 13 or later; the model is opset \(graph.opsetVersion)")
         }
         let scaleName = "\(output)#scale", zeroName = "\(output)#zero_point"
         let shape = perChannel ? [channelGrids.count] : []
@@ -106,6 +110,35 @@ public enum QDQExport {
             let codesName = "\(output)#int"
             graph.initializers[codesName] = integerCodes(weights, grids: channelGrids, axis: axis, storage: storage)
             if (consumers[input] ?? 0) <= 1 { graph.initializers[input] = nil }
+            if emulateAxis && !storage.signed {
+                // Per-channel zero points cannot be emulated with one scalar zero point: keep the
+                // quantized weights as float values (exactly what DequantizeLinear would give).
+                graph.initializers[codesName] = nil
+                graph.initializers[scaleName] = nil
+                graph.initializers[zeroName] = nil
+                let codes = integerCodes(weights, grids: channelGrids, axis: axis, storage: storage).ints
+                let resolved = axis < 0 ? axis + weights.rank : axis
+                let inner = weights.shape[(resolved + 1)...].reduce(1, *)
+                let values = codes.indices.map { index -> Float in
+                    let grid = channelGrids[(index / max(1, inner)) % channelGrids.count]
+                    return Float(Int(codes[index]) + grid.offset) * grid.scale
+                }
+                graph.initializers[output] = Tensor(shape: weights.shape, floats: values)
+                return []
+            }
+            if emulateAxis {
+                let resolvedAxis = axis < 0 ? axis + weights.rank : axis
+                var scaleShape = [Int](repeating: 1, count: weights.rank)
+                scaleShape[resolvedAxis] = channelGrids.count
+                graph.initializers[scaleName] = Tensor(shape: scaleShape, floats: channelGrids.map(\.scale))
+                graph.initializers["\(output)#unit_scale"] = Tensor(shape: [], floats: [1])
+                graph.initializers[zeroName] = Tensor(shape: [], ints: [0], elementType: storage.type)
+                return [
+                    Node(name: "\(output)#dequantize", opType: "DequantizeLinear",
+                         inputs: [codesName, "\(output)#unit_scale", zeroName], outputs: ["\(output)#codes"]),
+                    Node(name: "\(output)#scale_channels", opType: "Mul", inputs: ["\(output)#codes", scaleName], outputs: [output]),
+                ]
+            }
             return [Node(name: "\(output)#dequantize", opType: "DequantizeLinear", domain: storage.domain,
                          inputs: [codesName, scaleName, zeroName], outputs: [output], attributes: attributes)]
         }
