@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "whittle",
             dependencies: [
-                "WhittleEngine", "WhittleIO", "WhittleQuant",
+                "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
