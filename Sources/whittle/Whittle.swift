@@ -16,7 +16,7 @@ struct Whittle: ParsableCommand {
         abstract: "Make trained neural networks small and fast for phones and NPUs.",
         discussion: "With no command, shows the bundled sample model (digits-cnn) and evaluates it on its test data.",
         version: WhittleVersion.string,
-        subcommands: [Inspect.self, Run.self, Eval.self, Bench.self, Export.self, MicrobenchCommand.self, Sample.self],
+        subcommands: [Inspect.self, Run.self, Eval.self, Bench.self, Export.self, Compress.self, Sensitivity.self, MicrobenchCommand.self, Sample.self],
         defaultSubcommand: Sample.self)
 }
 

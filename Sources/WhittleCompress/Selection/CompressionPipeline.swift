@@ -237,3 +237,47 @@ public enum CompressionPipeline {
             method: best.trial.selection.method, scoreTable: nil))
     }
 }
+
+/// Parsing of the command-line forms of schemes and manual ratios.
+public enum CompressionArguments {
+    /// "spatial-svd,channel-pruning" -> [.spatialSVD, .channelPruning].
+    public static func scheme(_ text: String) throws -> [CompressionTechnique] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty else { throw WhittleError(.invalidArgument, "--scheme", "names no technique") }
+        var result: [CompressionTechnique] = []
+        for name in names {
+            guard let technique = CompressionTechnique(rawValue: name) else {
+                let known = CompressionTechnique.allCases.map(\.rawValue).joined(separator: ", ")
+                throw WhittleError(.invalidArgument, "--scheme", "unknown technique '\(name)' (known: \(known))")
+            }
+            guard !result.contains(technique) else {
+                throw WhittleError(.invalidArgument, "--scheme", "'\(name)' is listed twice")
+            }
+            result.append(technique)
+        }
+        return result
+    }
+
+    /// "conv1=0.5,conv2=0.7" -> ["conv1": 0.5, "conv2": 0.7]; every ratio in (0, 1].
+    public static func ratios(_ text: String) throws -> [String: Double] {
+        var result: [String: Double] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw WhittleError(.invalidArgument, "--ratios", "expected LAYER=RATIO, got '\(item)'")
+            }
+            guard let ratio = Double(parts[1]), ratio.isFinite else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "'\(parts[1])' is not a number")
+            }
+            guard ratio > 0, ratio <= 1 else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "ratio must be in (0, 1], got \(parts[1])")
+            }
+            guard result[parts[0]] == nil else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "given twice")
+            }
+            result[parts[0]] = ratio
+        }
+        guard !result.isEmpty else { throw WhittleError(.invalidArgument, "--ratios", "names no layer") }
+        return result
+    }
+}
