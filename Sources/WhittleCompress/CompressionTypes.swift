@@ -62,11 +62,16 @@ public struct CompressionOptions: Sendable {
     public var reconstructionInputs: [String: Tensor]?
     /// Batch size for collecting activations during reconstruction.
     public var batchSize: Int = 32
+    /// With reconstruction inputs, also refit the second factor of every SVD split by least
+    /// squares against the original layer's output (helps when errors compound).
+    public var reconstructSVD: Bool = true
 
-    public init(rankMultiplicity: Int = 1, reconstructionInputs: [String: Tensor]? = nil, batchSize: Int = 32) {
+    public init(rankMultiplicity: Int = 1, reconstructionInputs: [String: Tensor]? = nil, batchSize: Int = 32,
+                reconstructSVD: Bool = true) {
         self.rankMultiplicity = rankMultiplicity
         self.reconstructionInputs = reconstructionInputs
         self.batchSize = batchSize
+        self.reconstructSVD = reconstructSVD
     }
 }
 
@@ -105,9 +110,15 @@ public struct LayerOutcome: Sendable, Codable, Equatable {
 public struct CompressionOutcome: Sendable {
     public var graph: Graph
     public var layers: [LayerOutcome]
+    /// Per-layer and total cost of the input graph at batch 1 (set by `Compressor.compress`).
+    public var baselineCost: ModelCost?
+    /// Per-layer and total cost of the compressed graph at batch 1 (set by `Compressor.compress`).
+    public var cost: ModelCost?
 
-    public init(graph: Graph, layers: [LayerOutcome]) {
+    public init(graph: Graph, layers: [LayerOutcome], baselineCost: ModelCost? = nil, cost: ModelCost? = nil) {
         self.graph = graph
         self.layers = layers
+        self.baselineCost = baselineCost
+        self.cost = cost
     }
 }

@@ -1,16 +1,225 @@
 import WhittleEngine
 
-/// Entry points of the compression library.
+/// Entry points of the compression library: which layers each technique can compress, and
+/// compressing a chosen set of layers.
 public enum Compressor {
-    /// Every Conv, ConvTranspose, Gemm and MatMul layer of `graph` with whether `technique`
-    /// can compress it (and why not), and its MACs and parameters at batch 1.
+    /// Op types listed by `eligibility` (the ones with MACs).
+    static let layerOps: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+
+    /// Every Conv, ConvTranspose, Gemm and MatMul layer of `graph`, in execution order, with
+    /// whether `technique` can compress it (and why not), and its MACs and parameters at batch 1.
+    ///
+    /// Spatial and weight SVD: Conv with group 1 (2-D, constant weights) and Gemm (transA 0,
+    /// constant B). Channel pruning: Conv with group 1 whose input channels can be winnowed
+    /// upstream (see `Winnowing`).
     public static func eligibility(of graph: Graph, technique: CompressionTechnique) throws -> [LayerEligibility] {
-        throw WhittleError(.unsupportedOperator, technique.rawValue, "compression is not yet supported in this build")
+        let analysis = try GraphAnalysis(graph: graph, batchSize: 1)
+        let costs = Dictionary(CostModel.analyze(analysis).layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var names: [String: Int] = [:]
+        for node in graph.nodes { names[node.name, default: 0] += 1 }
+        return analysis.runtimeNodes.compactMap { runtime in
+            let node = runtime.node
+            guard layerOps.contains(node.opType) else { return nil }
+            var reason: String?
+            if node.name.isEmpty || names[node.name] != 1 {
+                reason = "the node has no unique name"
+            } else if case .failure(let failure) = prepare(analysis, nodeIndex: runtime.index, technique: technique) {
+                reason = failure.reason
+            }
+            let cost = costs[node.name]
+            return LayerEligibility(layer: node.name, opType: node.opType, technique: technique, eligible: reason == nil,
+                                    reason: reason, macs: cost?.macs ?? 0, parameters: cost?.parameters ?? 0)
+        }
     }
 
-    /// Compresses each chosen layer and returns the new graph with per-layer outcomes.
+    /// What a technique needs to know about one eligible layer.
+    enum Prepared {
+        case convSVD(ConvLayer)
+        case gemmSVD(GemmLayer)
+        case prune(ConvLayer, [Winnowing.Action])
+    }
+
+    static func prepare(_ analysis: GraphAnalysis, nodeIndex: Int, technique: CompressionTechnique) -> Result<Prepared, IneligibleLayer> {
+        let node = analysis.graph.nodes[nodeIndex]
+        switch (node.opType, technique) {
+        case ("Conv", _):
+            let conv: ConvLayer
+            switch ConvLayer.read(analysis, nodeIndex: nodeIndex) {
+            case .failure(let failure): return .failure(failure)
+            case .success(let value): conv = value
+            }
+            if conv.groups != 1 {
+                let kind = conv.groups == conv.inChannels ? "depthwise" : "grouped"
+                return .failure(IneligibleLayer("\(kind) convolution (group \(conv.groups)); only group-1 convolutions are compressed"))
+            }
+            if technique != .channelPruning { return .success(.convSVD(conv)) }
+            guard conv.inChannels >= 2 else { return .failure(IneligibleLayer("it has a single input channel")) }
+            guard let input = node.input(0) else { return .failure(IneligibleLayer("it has no input")) }
+            return Winnowing.plan(analysis, tensor: input, reader: nodeIndex).map { .prune(conv, $0) }
+        case ("Gemm", .spatialSVD), ("Gemm", .weightSVD):
+            return GemmLayer.read(analysis, nodeIndex: nodeIndex).map { .gemmSVD($0) }
+        case ("Gemm", .channelPruning):
+            return .failure(IneligibleLayer("channel pruning applies to Conv layers only"))
+        default:
+            return .failure(IneligibleLayer("\(node.opType) layers are not compressed; only Conv and Gemm are"))
+        }
+    }
+
+    /// Compresses each chosen layer (in execution order) and returns the new graph with
+    /// per-layer outcomes whose costs are measured on the compressed graph at batch 1.
+    ///
+    /// A ratio of exactly 1 leaves the layer unchanged. With `options.reconstructionInputs`,
+    /// pruned convs are refitted by least squares (inputs from the compressed model, targets
+    /// from `graph`), and so is the second factor of every SVD split when
+    /// `options.reconstructSVD` is set. The graph is re-analysed after every layer, so a
+    /// change that breaks it fails here, naming the layer.
+    ///
+    /// Throws `.invalidArgument` naming the layer for unknown names, duplicates, ratios
+    /// outside (0, 1] and layers the technique cannot compress (with the reason).
     public static func compress(_ graph: Graph, choices: [LayerChoice], options: CompressionOptions,
                                 job: JobContext) throws -> CompressionOutcome {
-        throw WhittleError(.unsupportedOperator, "compress", "compression is not yet supported in this build")
+        guard options.rankMultiplicity >= 1 else {
+            throw WhittleError(.invalidArgument, "rank multiplicity", "must be at least 1, got \(options.rankMultiplicity)")
+        }
+        guard options.batchSize >= 1 else {
+            throw WhittleError(.invalidArgument, "batch size", "must be at least 1, got \(options.batchSize)")
+        }
+        let baseline = try GraphAnalysis(graph: graph, batchSize: 1)
+        let baselineCost = CostModel.analyze(baseline)
+        let costs = Dictionary(baselineCost.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var positions: [String: Int] = [:]
+        var duplicates = Set<String>()
+        for (index, node) in graph.nodes.enumerated() {
+            if positions[node.name] != nil { duplicates.insert(node.name) }
+            positions[node.name] = index
+        }
+        var seen = Set<String>()
+        for choice in choices {
+            let subject = "layer '\(choice.layer)'"
+            guard let index = positions[choice.layer], !duplicates.contains(choice.layer) else {
+                throw WhittleError(.invalidArgument, subject, duplicates.contains(choice.layer)
+                                   ? "several nodes have this name" : "no node of the model has this name")
+            }
+            guard choice.ratio.isFinite, choice.ratio > 0, choice.ratio <= 1 else {
+                throw WhittleError(.invalidArgument, subject, "ratio \(choice.ratio) is outside (0, 1]")
+            }
+            guard seen.insert(choice.layer).inserted else {
+                throw WhittleError(.invalidArgument, subject, "chosen more than once")
+            }
+            if case .failure(let failure) = prepare(baseline, nodeIndex: index, technique: choice.technique) {
+                throw WhittleError(.invalidArgument, subject, "cannot be compressed with \(choice.technique.rawValue): \(failure.reason)")
+            }
+        }
+        let ordered = choices.sorted { (positions[$0.layer] ?? 0) < (positions[$1.layer] ?? 0) }
+
+        var current = graph
+        var outcomes: [LayerOutcome] = []
+        for (step, choice) in ordered.enumerated() {
+            try job.checkCancellation("compression")
+            job.report(phase: "compress", completed: step, total: ordered.count, detail: choice.layer)
+            let subject = "layer '\(choice.layer)'"
+            let analysis = try GraphAnalysis(graph: current, batchSize: 1)
+            guard let index = current.nodes.firstIndex(where: { $0.name == choice.layer }) else {
+                throw WhittleError(.invalidModel, subject, "vanished while compressing earlier layers")
+            }
+            let prepared: Prepared
+            switch prepare(analysis, nodeIndex: index, technique: choice.technique) {
+            case .failure(let failure):
+                throw WhittleError(.invalidArgument, subject, "cannot be compressed with \(choice.technique.rawValue) after earlier layers changed: \(failure.reason)")
+            case .success(let value): prepared = value
+            }
+            let before = costs[choice.layer]
+            let macsBefore = before?.macs ?? 0
+            var editor = GraphEditor(current)
+            var kept = 0, original = 0
+            var newNodes = [choice.layer]
+            var refitNode: String?
+            switch prepared {
+            case .convSVD(let conv):
+                let (perRank, maxRank) = SVDSplitting.convCost(conv, technique: choice.technique)
+                original = maxRank
+                kept = choice.ratio >= 1 ? maxRank : SVDSplitting.rank(
+                    ratio: choice.ratio, originalMACs: macsBefore, perRank: perRank, maxRank: maxRank,
+                    multiplicity: options.rankMultiplicity)
+                if choice.ratio < 1 {
+                    newNodes = try SVDSplitting.splitConv(&editor, layer: conv, technique: choice.technique, rank: kept)
+                    refitNode = options.reconstructSVD ? newNodes.last : nil
+                }
+            case .gemmSVD(let gemm):
+                let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
+                original = maxRank
+                kept = choice.ratio >= 1 ? maxRank : SVDSplitting.rank(
+                    ratio: choice.ratio, originalMACs: macsBefore, perRank: perRank, maxRank: maxRank,
+                    multiplicity: options.rankMultiplicity)
+                if choice.ratio < 1 {
+                    newNodes = try SVDSplitting.splitGemm(&editor, layer: gemm, technique: choice.technique, rank: kept)
+                    refitNode = options.reconstructSVD ? newNodes.last : nil
+                }
+            case .prune(let conv, let actions):
+                original = conv.inChannels
+                kept = keptChannels(ratio: choice.ratio, channels: original, multiplicity: options.rankMultiplicity)
+                if kept < original {
+                    let keep = Winnowing.selectChannels(weight: conv.weight, count: kept)
+                    try Winnowing.apply(actions, keep: keep, editor: &editor, constants: analysis.constants)
+                    editor.setConstant(node: index, input: 1, gather(conv.weight, axis: 1, keep: keep))
+                    refitNode = choice.layer
+                }
+            }
+            current = editor.finish()
+            do { _ = try GraphAnalysis(graph: current, batchSize: 1) }
+            catch let error as WhittleError {
+                throw WhittleError(.invalidModel, subject, "compression produced an invalid graph: \(error.description)")
+            }
+            if let refitNode, let data = options.reconstructionInputs, let target = graph.nodes[positions[choice.layer] ?? 0].outputs.first {
+                job.report(phase: "reconstruct", completed: step, total: ordered.count, detail: choice.layer)
+                current = try Reconstruction.refit(layer: refitNode, compressed: current, original: graph, target: target,
+                                                   inputs: data, batchSize: options.batchSize, job: job)
+            }
+            outcomes.append(LayerOutcome(
+                layer: choice.layer, technique: choice.technique, requestedRatio: choice.ratio, kept: kept, original: original,
+                macsBefore: macsBefore, macsAfter: 0, parametersBefore: before?.parameters ?? 0, parametersAfter: 0,
+                newNodes: newNodes))
+        }
+        job.report(phase: "compress", completed: ordered.count, total: ordered.count, detail: nil)
+
+        let final = CostModel.analyze(try GraphAnalysis(graph: current, batchSize: 1))
+        let finalCosts = Dictionary(final.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for index in outcomes.indices {
+            outcomes[index].macsAfter = outcomes[index].newNodes.reduce(0) { $0 + (finalCosts[$1]?.macs ?? 0) }
+            outcomes[index].parametersAfter = outcomes[index].newNodes.reduce(0) { $0 + (finalCosts[$1]?.parameters ?? 0) }
+        }
+        return CompressionOutcome(graph: current, layers: outcomes, baselineCost: baselineCost, cost: final)
+    }
+
+    /// Channel pruning's kept input channels for a MAC ratio: AIMET's `max(1, int(C_in · r))`,
+    /// rounded up to `multiplicity`, never above C_in.
+    public static func keptChannels(ratio: Double, channels: Int, multiplicity: Int) -> Int {
+        var kept = max(1, Int((Double(channels) * ratio + 1e-9).rounded(.down)))
+        let step = max(1, multiplicity)
+        kept = (kept + step - 1) / step * step
+        return min(kept, channels)
+    }
+
+    /// The rank spatial or weight SVD keeps for `ratio` on an eligible layer (what
+    /// `compress` would use), with the full rank.
+    public static func rank(of layer: String, in graph: Graph, technique: CompressionTechnique, ratio: Double,
+                            multiplicity: Int = 1) throws -> (rank: Int, fullRank: Int) {
+        let analysis = try GraphAnalysis(graph: graph, batchSize: 1)
+        guard let index = graph.nodes.firstIndex(where: { $0.name == layer }) else {
+            throw WhittleError(.invalidArgument, "layer '\(layer)'", "no node of the model has this name")
+        }
+        let macs = CostModel.analyze(analysis).layers.first { $0.name == layer }?.macs ?? 0
+        switch prepare(analysis, nodeIndex: index, technique: technique) {
+        case .failure(let failure):
+            throw WhittleError(.invalidArgument, "layer '\(layer)'", "cannot be compressed with \(technique.rawValue): \(failure.reason)")
+        case .success(.convSVD(let conv)):
+            let (perRank, maxRank) = SVDSplitting.convCost(conv, technique: technique)
+            return (SVDSplitting.rank(ratio: ratio, originalMACs: macs, perRank: perRank, maxRank: maxRank, multiplicity: multiplicity), maxRank)
+        case .success(.gemmSVD(let gemm)):
+            let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
+            return (SVDSplitting.rank(ratio: ratio, originalMACs: macs, perRank: perRank, maxRank: maxRank, multiplicity: multiplicity), maxRank)
+        case .success(.prune(let conv, _)):
+            return (keptChannels(ratio: ratio, channels: conv.inChannels, multiplicity: multiplicity), conv.inChannels)
+        }
     }
 }
