@@ -41,7 +41,7 @@ struct SelectionGreedyTests {
         #expect(GreedySelector.ratioIndex(forThreshold: 0.5, scores: scores) == 1)
         #expect(GreedySelector.ratioIndex(forThreshold: 0.6, scores: scores) == 3)
         // A dip stops the walk: the first score below the threshold ends it.
-        #expect(GreedySelector.ratioIndex(forThreshold: 0.45, scores: [0.5, 0.3, 0.9]) == 2)
+        #expect(GreedySelector.ratioIndex(forThreshold: 0.5, scores: [0.2, 0.6, 0.3, 0.9]) == 3)
     }
 
     @Test("known answer: threshold 0.7 gives A 0.7 and B 0.4")
