@@ -53,9 +53,10 @@ public enum Compressor {
                 return .failure(IneligibleLayer("\(kind) convolution (group \(conv.groups)); only group-1 convolutions are compressed"))
             }
             if technique != .channelPruning { return .success(.convSVD(conv)) }
-            guard conv.inChannels >= 2 else { return .failure(IneligibleLayer("it has a single input channel")) }
             guard let input = node.input(0) else { return .failure(IneligibleLayer("it has no input")) }
-            return Winnowing.plan(analysis, tensor: input, reader: nodeIndex).map { .prune(conv, $0) }
+            return Winnowing.plan(analysis, tensor: input, reader: nodeIndex).flatMap { actions in
+                conv.inChannels >= 2 ? .success(.prune(conv, actions)) : .failure(IneligibleLayer("it has a single input channel"))
+            }
         case ("Gemm", .spatialSVD), ("Gemm", .weightSVD):
             return GemmLayer.read(analysis, nodeIndex: nodeIndex).map { .gemmSVD($0) }
         case ("Gemm", .channelPruning):
