@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "whittle",
             dependencies: [
-                "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession",
+                "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession", "WhittleCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),

@@ -39,6 +39,7 @@ w = sys.argv[1]
 np.savez(f"{w}/wrongkey.npz", images=np.zeros((4, 1, 16, 16), np.float32))
 np.savez(f"{w}/wrongshape.npz", x=np.zeros((4, 3, 16, 16), np.float32))
 np.savez(f"{w}/badlabels.npz", x=np.zeros((4, 1, 16, 16), np.float32), y=np.zeros((3,), np.int64))
+np.savez(f"{w}/nolabels.npz", x=np.zeros((4, 1, 16, 16), np.float32))
 np.savez(f"{w}/fortran.npz", x=np.asfortranarray(np.zeros((4, 1, 16, 16), np.float32)))
 np.savez(f"{w}/object.npz", x=np.array([None, 1], dtype=object))
 x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
@@ -82,6 +83,20 @@ expect_error profile-missing-model "gone.onnx" -- "$WHITTLE" report --profile "$
 expect_error report-dir-missing "missing-dir" -- "$WHITTLE" report --profile "$WORK/profile.json" --out "$WORK/missing-dir/r.html"
 [ ! -e "$WORK/r.html" ] || { failed=$((failed + 1)); echo "FAIL  report written despite an error"; }
 [ ! -e "$WORK/missing-dir/o.npz" ] || { failed=$((failed + 1)); echo "FAIL  half-written output left behind"; }
+expect_error compress-both-goals "only one of" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --target-macs 0.5 --ratios conv1=0.5 --out "$WORK/c"
+expect_error compress-no-goal "target-macs" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --out "$WORK/c"
+expect_error compress-bad-target "target-macs" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --target-macs 1.5 --out "$WORK/c"
+expect_error compress-ratio-range "(0, 1]" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --ratios conv2=0 --out "$WORK/c"
+expect_error compress-unknown-layer "nope" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --ratios nope=0.5 --out "$WORK/c"
+expect_error compress-unknown-ignore "ghost" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --target-macs 0.5 --ignore ghost --out "$WORK/c"
+expect_error compress-bad-scheme "unknown technique" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --scheme svd --target-macs 0.5 --out "$WORK/c"
+expect_error compress-unreachable "unreachable" -- "$WHITTLE" compress "$MODEL" --data "$DATA" --target-macs 0.01 --eval-samples 8 --no-cache --out "$WORK/c"
+expect_error compress-ineligible "not eligible" -- "$WHITTLE" compress SampleModels/digits-mobilenet.onnx --data "$DATA" --ratios "$("$PY" -c "import onnx; m=onnx.load('SampleModels/digits-mobilenet.onnx'); print(next(n.name for n in m.graph.node if n.op_type=='Conv' and any(a.name=='group' and a.i>1 for a in n.attribute)))")=0.5" --out "$WORK/c"
+expect_error sensitivity-accuracy-no-labels "labels" -- "$WHITTLE" sensitivity "$MODEL" --data "$WORK/nolabels.npz" --metric accuracy
+expect_error sensitivity-candidates "candidates" -- "$WHITTLE" sensitivity "$MODEL" --data "$DATA" --candidates 1
+
+expect_ok compress-manual -- "$WHITTLE" compress "$MODEL" --data "$DATA" --ratios conv3=0.5 --eval-samples 16 --out "$WORK/c"
+expect_ok sensitivity -- "$WHITTLE" sensitivity "$MODEL" --data "$DATA" --eval-samples 16 --candidates 4 --cache-dir "$WORK/cache" --out "$WORK/table.json"
 
 # Quantization: bad recipes, configs and encodings files.
 CALIB=SampleModels/digits-calib.npz

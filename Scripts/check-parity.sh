@@ -42,10 +42,23 @@ roundtrip() { # name model data: export with Whittle, run the export in both eng
   fi
 }
 
+compressed() { # name model data compress-arguments...: compress with Whittle, run the result in both engines
+  local name=$1 model=$2 data=$3; shift 3
+  local stem; stem=$(basename "$model" .onnx)
+  if "$WHITTLE" compress "$model" --data "$data" --no-cache --eval-samples 32 "$@" --out "$WORK/$name" >"$WORK/$name.compress.log" 2>&1 \
+     && "$PY" -c "import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)" "$WORK/$name/$stem.onnx" >>"$WORK/$name.compress.log" 2>&1; then
+    check "$name" "$WORK/$name/$stem.onnx" "$data"
+  else
+    failed=$((failed + 1)); echo "FAIL  $name-compress"; sed 's/^/      /' "$WORK/$name.compress.log"
+  fi
+}
+
 check digits-cnn SampleModels/digits-cnn.onnx SampleModels/digits-test.npz
 check digits-mobilenet SampleModels/digits-mobilenet.onnx SampleModels/digits-test.npz
 roundtrip digits-cnn SampleModels/digits-cnn.onnx SampleModels/digits-test.npz
 roundtrip digits-mobilenet SampleModels/digits-mobilenet.onnx SampleModels/digits-test.npz
+compressed digits-cnn-ssvd-cp SampleModels/digits-cnn.onnx SampleModels/digits-test.npz --scheme spatial-svd,channel-pruning --target-macs 0.5
+compressed digits-mobilenet-cp SampleModels/digits-mobilenet.onnx SampleModels/digits-test.npz --scheme channel-pruning --target-macs 0.5
 
 if [ -d "$CACHE" ]; then
   check efficientnet-lite0 "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-eval.npz"

@@ -17,7 +17,7 @@ struct Whittle: ParsableCommand {
         discussion: "With no command, shows the bundled sample model (digits-cnn) and evaluates it on its test data.",
         version: WhittleVersion.string,
         subcommands: [Inspect.self, Run.self, Eval.self, Bench.self, Export.self, Quantize.self, QuantAnalyze.self,
-                      ReportCommand.self, MicrobenchCommand.self, Sample.self],
+                      Compress.self, Sensitivity.self, ReportCommand.self, MicrobenchCommand.self, Sample.self],
         defaultSubcommand: Sample.self)
 }
 

@@ -1,0 +1,283 @@
+import Foundation
+import WhittleEngine
+
+/// What to compress and how far.
+public struct CompressionRequest: Sendable {
+    public enum Goal: Sendable {
+        /// Reach this compressed/original cost ratio with greedy selection.
+        case target(Double)
+        /// Compress exactly these layers to these ratios (single-technique schemes).
+        case manual([String: Double])
+    }
+
+    /// Techniques applied one after the other, e.g. [spatialSVD, channelPruning].
+    public var scheme: [CompressionTechnique]
+    public var goal: Goal
+    public var cost: CostMetric = .macs
+    public var metric: CompressionScore = .agreement
+    public var candidateCount = 10
+    public var ignore: Set<String> = []
+    public var monotonicFit = false
+    /// Also try the noise-allocation selection and keep whichever scores best on the
+    /// combined model.
+    public var refine = true
+    public var options = CompressionOptions()
+
+    public init(scheme: [CompressionTechnique], goal: Goal) {
+        self.scheme = scheme
+        self.goal = goal
+    }
+}
+
+/// One selection tried on the combined model of a stage.
+public struct SelectionTrial: Sendable, Codable, Equatable {
+    public var selection: GreedySelection
+    /// Cost ratio of the compressed graph (relative to the stage's input graph), measured.
+    public var measuredRatio: Double
+    public var scores: ScoreValues
+}
+
+/// One technique's pass.
+public struct StageReport: Sendable, Codable, Equatable {
+    public var technique: CompressionTechnique
+    /// Cost ratio this stage aimed at, relative to its input graph (nil: manual ratios).
+    public var target: Double?
+    public var choices: [LayerChoice]
+    public var outcomes: [LayerOutcome]
+    public var trials: [SelectionTrial]
+    /// The method of the kept trial ("manual" for manual ratios).
+    public var method: String
+    public var scoreTable: ScoreTable?
+}
+
+/// Before/after summary of a compression run.
+public struct CompressionReport: Sendable, Codable, Equatable {
+    public var metric: CompressionScore
+    public var cost: CostMetric
+    public var baseline: ScoreValues
+    public var compressed: ScoreValues
+    public var baselineMACs: Int
+    public var compressedMACs: Int
+    public var baselineParameters: Int
+    public var compressedParameters: Int
+    public var stages: [StageReport]
+    public var seconds: Double
+
+    public var macRatio: Double { baselineMACs > 0 ? Double(compressedMACs) / Double(baselineMACs) : 1 }
+    public var parameterRatio: Double {
+        baselineParameters > 0 ? Double(compressedParameters) / Double(baselineParameters) : 1
+    }
+}
+
+/// Runs a `CompressionRequest`: per technique, build the score table, select ratios, compress
+/// and verify; stages chain (spatial SVD first, then channel pruning on its result).
+public enum CompressionPipeline {
+    /// Checks layer names and ratios against the graph before any work is done.
+    public static func validate(_ request: CompressionRequest, graph: Graph, backend: CompressionBackend = .standard) throws {
+        guard !request.scheme.isEmpty else {
+            throw WhittleError(.invalidArgument, "--scheme", "names no technique")
+        }
+        let names = Set(graph.nodes.map(\.name))
+        for name in request.ignore.sorted() where !names.contains(name) {
+            throw WhittleError(.invalidArgument, "--ignore \(name)", "no layer of this name in the model")
+        }
+        guard case .manual(let ratios) = request.goal else {
+            if case .target(let target) = request.goal, !(target > 0 && target <= 1) {
+                throw WhittleError(.invalidArgument, "--target-\(request.cost == .macs ? "macs" : "parameters")",
+                                   "must be in (0, 1], got \(target)")
+            }
+            return
+        }
+        guard request.scheme.count == 1, let technique = request.scheme.first else {
+            throw WhittleError(.invalidArgument, "--ratios", "manual ratios need a single technique in --scheme")
+        }
+        let eligibility = try backend.eligibility(graph, technique)
+        for (layer, ratio) in ratios.sorted(by: { $0.key < $1.key }) {
+            guard names.contains(layer) else {
+                let known = eligibility.filter(\.eligible).prefix(8).map(\.layer).joined(separator: ", ")
+                throw WhittleError(.invalidArgument, "--ratios \(layer)", "no layer of this name in the model (eligible layers include: \(known))")
+            }
+            guard ratio > 0, ratio <= 1 else {
+                throw WhittleError(.invalidArgument, "--ratios \(layer)", "ratio must be in (0, 1], got \(ratio)")
+            }
+            guard let entry = eligibility.first(where: { $0.layer == layer }) else {
+                throw WhittleError(.invalidArgument, "--ratios \(layer)", "is not a Conv/Gemm layer \(technique.rawValue) can compress")
+            }
+            guard entry.eligible else {
+                throw WhittleError(.invalidArgument, "--ratios \(layer)",
+                                   "\(entry.opType) layer is not eligible for \(technique.rawValue): \(entry.reason ?? "not supported")")
+            }
+            if request.ignore.contains(layer) {
+                throw WhittleError(.invalidArgument, "--ratios \(layer)", "is also listed in --ignore")
+            }
+        }
+    }
+
+    /// Compresses `evaluator.graph` as requested. The evaluator is rebased onto each stage's
+    /// result; scores are against its float reference throughout.
+    public static func run(_ request: CompressionRequest, evaluator: ScoreEvaluator, backend: CompressionBackend = .standard,
+                           cache: ScoreCache? = nil, job: JobContext = .silent,
+                           warn: (String) -> Void = { _ in }) throws -> (graph: Graph, report: CompressionReport) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let original = evaluator.graph
+        try validate(request, graph: original, backend: backend)
+        let baselineCost = try evaluator.cost(of: original)
+        let baseline = evaluator.baseline
+        let baseCost = request.cost == .macs ? baselineCost.totalMACs : baselineCost.totalParameters
+        var graph = original
+        var stages: [StageReport] = []
+
+        switch request.goal {
+        case .manual(let ratios):
+            let technique = request.scheme[0]
+            let choices = ratios.sorted { $0.key < $1.key }.map { LayerChoice(layer: $0.key, technique: technique, ratio: $0.value) }
+            job.report(phase: "compressing", completed: 0, total: 1, detail: "\(choices.count) layers")
+            let outcome = try backend.compress(graph, choices, request.options, job)
+            graph = outcome.graph
+            stages.append(StageReport(technique: technique, target: nil, choices: choices, outcomes: outcome.layers,
+                                      trials: [], method: "manual", scoreTable: nil))
+        case .target(let target):
+            for (stageIndex, technique) in request.scheme.enumerated() {
+                if stageIndex > 0 { try evaluator.rebase(onto: graph) }
+                let current = try evaluator.cost(of: graph)
+                let currentCost = request.cost == .macs ? current.totalMACs : current.totalParameters
+                // Split what is left of the target evenly (geometrically) over the remaining stages.
+                let remaining = Double(request.scheme.count - stageIndex)
+                let overall = target * Double(baseCost) / Double(max(1, currentCost))
+                let stageTarget = min(1, pow(overall, 1 / remaining))
+                let builder = ScoreTableBuilder(technique: technique, candidateCount: request.candidateCount,
+                                                ignore: request.ignore, options: request.options, backend: backend, cache: cache)
+                let table = try builder.build(evaluator: evaluator, job: job, warn: warn)
+                var stage = try selectAndCompress(table: table, target: stageTarget, request: request, evaluator: evaluator,
+                                                  backend: backend, job: job)
+                stage.scoreTable = table
+                graph = stage.graph
+                stages.append(stage.report)
+            }
+        }
+        job.report(phase: "evaluating", completed: 0, total: 1, detail: "compressed model")
+        let finalCost = try evaluator.cost(of: graph)
+        let scores = try evaluator.evaluateWhole(graph)
+        let report = CompressionReport(
+            metric: request.metric, cost: request.cost, baseline: baseline, compressed: scores,
+            baselineMACs: baselineCost.totalMACs, compressedMACs: finalCost.totalMACs,
+            baselineParameters: baselineCost.totalParameters, compressedParameters: finalCost.totalParameters,
+            stages: stages, seconds: seconds(clock.now - start))
+        return (graph, report)
+    }
+
+    struct StageResult {
+        var graph: Graph
+        var report: StageReport
+        var scoreTable: ScoreTable? {
+            get { report.scoreTable }
+            set { report.scoreTable = newValue }
+        }
+    }
+
+    /// Tries AIMET's threshold selection (and, with `refine`, noise allocation), compresses
+    /// the model with each, corrects for cost the per-layer table mispredicts (layers that
+    /// interact, e.g. pruning neighbours), scores the combined models and keeps the best.
+    static func selectAndCompress(table: ScoreTable, target: Double, request: CompressionRequest, evaluator: ScoreEvaluator,
+                                  backend: CompressionBackend, job: JobContext) throws -> StageResult {
+        let graph = evaluator.graph
+        let base = request.cost == .macs ? table.modelMACs : table.modelParameters
+        if target >= 1 - GreedySelector.ratioTolerance || table.layers.isEmpty {
+            return StageResult(graph: graph, report: StageReport(
+                technique: table.technique, target: target, choices: [], outcomes: [], trials: [], method: "none", scoreTable: nil))
+        }
+        typealias Selector = (Double) throws -> GreedySelection
+        var selectors: [Selector] = [{ try GreedySelector.select(table, metric: request.metric, target: $0, cost: request.cost,
+                                                                  monotonicFit: request.monotonicFit) }]
+        if request.refine {
+            selectors.append({ try GreedySelector.allocateNoise(table, target: $0, cost: request.cost,
+                                                                monotonicFit: request.monotonicFit) })
+        }
+        var best: (graph: Graph, trial: SelectionTrial, choices: [LayerChoice], outcomes: [LayerOutcome])?
+        var trials: [SelectionTrial] = []
+        for (index, selector) in selectors.enumerated() {
+            try job.checkCancellation("selection")
+            job.report(phase: "combining", completed: index, total: selectors.count, detail: "selection \(index + 1) of \(selectors.count)")
+            var aim = target
+            var attempt: (graph: Graph, selection: GreedySelection, measured: Double, choices: [LayerChoice], outcomes: [LayerOutcome])?
+            for _ in 0..<4 {
+                let selection = try selector(max(GreedySelector.smallestReachable(table, cost: request.cost), aim))
+                let choices = selection.ratios.sorted { $0.key < $1.key }
+                    .map { LayerChoice(layer: $0.key, technique: table.technique, ratio: $0.value) }
+                let outcome = try backend.compress(graph, choices, request.options, .silent)
+                let cost = try evaluator.cost(of: outcome.graph)
+                let measured = Double(request.cost == .macs ? cost.totalMACs : cost.totalParameters) / Double(max(1, base))
+                attempt = (outcome.graph, selection, measured, choices, outcome.layers)
+                // Per-layer costs add exactly for SVD; pruning neighbours can interact. Shift
+                // the aim by the misprediction and retry when the measured ratio misses.
+                if measured <= target + GreedySelector.ratioTolerance { break }
+                aim -= measured - selection.predictedRatio + GreedySelector.ratioTolerance / 2
+            }
+            guard let attempt else { continue }
+            let scores = try evaluator.evaluate(attempt.graph, shouldStop: { job.isCancelled })
+            let trial = SelectionTrial(selection: attempt.selection, measuredRatio: attempt.measured, scores: scores)
+            trials.append(trial)
+            let score = scores.value(request.metric) ?? scores.sqnr
+            let meets = attempt.measured <= target + GreedySelector.ratioTolerance
+            if let current = best {
+                let currentMeets = current.trial.measuredRatio <= target + GreedySelector.ratioTolerance
+                let currentScore = current.trial.scores.value(request.metric) ?? current.trial.scores.sqnr
+                let better = meets != currentMeets ? meets
+                    : (meets ? score > currentScore : attempt.measured < current.trial.measuredRatio)
+                if !better { continue }
+            }
+            best = (attempt.graph, trial, attempt.choices, attempt.outcomes)
+        }
+        guard let best else {
+            throw WhittleError(.invalidArgument, "target", "no selection could be made")
+        }
+        return StageResult(graph: best.graph, report: StageReport(
+            technique: table.technique, target: target, choices: best.choices, outcomes: best.outcomes, trials: trials,
+            method: best.trial.selection.method, scoreTable: nil))
+    }
+}
+
+/// Parsing of the command-line forms of schemes and manual ratios.
+public enum CompressionArguments {
+    /// "spatial-svd,channel-pruning" -> [.spatialSVD, .channelPruning].
+    public static func scheme(_ text: String) throws -> [CompressionTechnique] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty else { throw WhittleError(.invalidArgument, "--scheme", "names no technique") }
+        var result: [CompressionTechnique] = []
+        for name in names {
+            guard let technique = CompressionTechnique(rawValue: name) else {
+                let known = CompressionTechnique.allCases.map(\.rawValue).joined(separator: ", ")
+                throw WhittleError(.invalidArgument, "--scheme", "unknown technique '\(name)' (known: \(known))")
+            }
+            guard !result.contains(technique) else {
+                throw WhittleError(.invalidArgument, "--scheme", "'\(name)' is listed twice")
+            }
+            result.append(technique)
+        }
+        return result
+    }
+
+    /// "conv1=0.5,conv2=0.7" -> ["conv1": 0.5, "conv2": 0.7]; every ratio in (0, 1].
+    public static func ratios(_ text: String) throws -> [String: Double] {
+        var result: [String: Double] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw WhittleError(.invalidArgument, "--ratios", "expected LAYER=RATIO, got '\(item)'")
+            }
+            guard let ratio = Double(parts[1]), ratio.isFinite else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "'\(parts[1])' is not a number")
+            }
+            guard ratio > 0, ratio <= 1 else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "ratio must be in (0, 1], got \(parts[1])")
+            }
+            guard result[parts[0]] == nil else {
+                throw WhittleError(.invalidArgument, "--ratios \(parts[0])", "given twice")
+            }
+            result[parts[0]] = ratio
+        }
+        guard !result.isEmpty else { throw WhittleError(.invalidArgument, "--ratios", "names no layer") }
+        return result
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import WhittleEngine
+
+/// Scores compressed variants of one float model on a fixed evaluation set.
+///
+/// The float model runs once up front (reference outputs and classes). Each candidate is
+/// then scored by running only what changed: nodes identical to the float model's (same
+/// node, same weights, unchanged inputs) are skipped and their outputs taken from float
+/// activations computed on demand and kept in memory, so compressing a late layer costs a
+/// late-layer-sized evaluation. Batches run through `BatchRunner` (one compiled plan per
+/// batch size, kernels on every engine thread).
+///
+/// Not thread-safe: use one evaluator from one thread.
+public final class ScoreEvaluator {
+    /// The graph candidates are compared with (the float model, or an earlier stage's
+    /// result after `rebase(onto:)`); scores are always against the float model's outputs.
+    public private(set) var graph: Graph
+    public let inputs: [String: Tensor]
+    public let labels: [Int]?
+    public let batchSize: Int
+    /// The scored output (the model's first output).
+    public let outputName: String
+    public let sampleCount: Int
+    /// Scores of the float model itself (agreement 1, SQNR at the ceiling).
+    public private(set) var baseline: ScoreValues
+    /// Whether only changed suffixes are run (set false to always run whole graphs).
+    public var suffixEvaluation = true
+
+    /// Evaluations run so far, their total seconds, and the MACs they ran relative to as
+    /// many whole-model runs.
+    public private(set) var evaluations = 0
+    public private(set) var evaluationSeconds = 0.0
+    public private(set) var macsRun = 0.0
+    public private(set) var macsWhole = 0.0
+
+    private let reference: [Float]
+    private let referenceClasses: [Int]?
+    private let width: Int
+    private let dimensions: [String: Int]
+    private let activationBudgetFloats: Int
+    private var analysis: GraphAnalysis
+    private var batchMajor: Set<String>
+    private var store: ActivationStore
+    private var modelMACs: Int
+
+    /// Runs the float model over `inputs` (the batch along dimension 0 of every runtime
+    /// input) and keeps its first output as the reference.
+    public init(graph: Graph, inputs: [String: Tensor], labels: [Int]?, batchSize: Int = 32,
+                activationBudgetBytes: Int = 1 << 30) throws {
+        guard let output = graph.outputs.first?.name else {
+            throw WhittleError(.invalidModel, "model", "has no outputs")
+        }
+        self.graph = graph
+        self.inputs = inputs
+        self.labels = labels
+        self.batchSize = batchSize
+        self.outputName = output
+        let runner = try BatchRunner(graph: graph, batchSize: batchSize)
+        let count = try runner.validate(inputs: inputs)
+        guard count >= 1 else { throw WhittleError(.invalidData, "evaluation set", "has no samples") }
+        if let labels, labels.count != count {
+            throw WhittleError(.invalidData, "labels", "\(labels.count) labels for \(count) samples")
+        }
+        sampleCount = count
+        let outputs = try runner.outputs(inputs: inputs)
+        guard let values = outputs[output] else { throw WhittleError(.invalidModel, "output '\(output)'", "was not produced") }
+        let referenceValues = values.floats
+        let rowWidth = values.count / count
+        reference = referenceValues
+        width = rowWidth
+        let classification = values.rank >= 2 && values.shape.dropFirst(2).allSatisfy { $0 == 1 } && values.shape[1] >= 2
+        let classes = classification
+            ? referenceValues.withUnsafeBufferPointer { argmaxRows($0, rows: count, width: rowWidth) } : nil
+        referenceClasses = classes
+        var dimensions: [String: Int] = [:]
+        for input in graph.runtimeInputs {
+            guard let tensor = inputs[input.name] else { continue }
+            for (axis, dimension) in input.dimensions.enumerated() where axis > 0 {
+                if case .symbolic(let symbol) = dimension, axis < tensor.rank { dimensions[symbol] = tensor.shape[axis] }
+            }
+        }
+        self.dimensions = dimensions
+        activationBudgetFloats = max(1, activationBudgetBytes / 4)
+        (analysis, batchMajor, store, modelMACs) = try Self.prepare(graph, dimensions: dimensions, inputs: inputs,
+                                                                     batchSize: batchSize, budget: activationBudgetFloats)
+        var accumulator = ScoreAccumulator()
+        referenceValues.withUnsafeBufferPointer { buffer in
+            accumulator.add(output: buffer, first: 0, rows: count, width: rowWidth, reference: referenceValues,
+                            referenceClasses: classes, labels: labels)
+        }
+        baseline = accumulator.values(classification: classes != nil, labelled: labels != nil)
+    }
+
+    private static func prepare(_ graph: Graph, dimensions: [String: Int], inputs: [String: Tensor], batchSize: Int,
+                                budget: Int) throws -> (GraphAnalysis, Set<String>, ActivationStore, Int) {
+        let analysis = try GraphAnalysis(graph: graph, batchSize: 1, dimensions: dimensions)
+        let two = try GraphAnalysis(graph: graph, batchSize: 2, dimensions: dimensions)
+        let store = ActivationStore(graph: graph, analysis: analysis, inputs: inputs, batchSize: batchSize, budgetFloats: budget)
+        return (analysis, GraphCut.batchMajorTensors(one: analysis, two: two), store, CostModel.analyze(analysis).totalMACs)
+    }
+
+    /// Makes `base` (e.g. the result of a first compression stage) the graph candidates are
+    /// compared with: its activations replace the float model's, its score becomes the
+    /// baseline. The reference outputs stay the float model's.
+    public func rebase(onto base: Graph) throws {
+        (analysis, batchMajor, store, modelMACs) = try Self.prepare(base, dimensions: dimensions, inputs: inputs,
+                                                                     batchSize: batchSize, budget: activationBudgetFloats)
+        graph = base
+        baseline = try run(base, inputs: inputs, shouldStop: { false })
+    }
+
+    /// Per-layer and total cost of a graph with this evaluator's input sizes, at batch 1.
+    public func cost(of candidate: Graph) throws -> ModelCost {
+        CostModel.analyze(try GraphAnalysis(graph: candidate, batchSize: 1, dimensions: dimensions))
+    }
+
+    /// Scores a whole graph (no suffix shortcut), e.g. the final compressed model.
+    public func evaluateWhole(_ candidate: Graph) throws -> ScoreValues {
+        try run(candidate, inputs: inputs, shouldStop: { false })
+    }
+
+    /// Scores a compressed variant of the float model (same inputs and scored output).
+    public func evaluate(_ candidate: Graph, shouldStop: () -> Bool = { false }) throws -> ScoreValues {
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer {
+            let elapsed = clock.now - start
+            evaluations += 1
+            evaluationSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            macsWhole += Double(modelMACs)
+        }
+        let cut: GraphCut.Result = suffixEvaluation
+            ? GraphCut.suffix(of: candidate, against: graph, output: outputName, analysis: analysis, batchMajor: batchMajor)
+            : .whole
+        switch cut {
+        case .unchanged:
+            return baseline
+        case .suffix(let suffix):
+            let activations = try store.tensors(suffix.cutTensors)
+            return try run(suffix.graph, inputs: activations, shouldStop: shouldStop)
+        case .whole:
+            return try run(candidate, inputs: inputs, shouldStop: shouldStop)
+        }
+    }
+
+    private func run(_ model: Graph, inputs: [String: Tensor], shouldStop: () -> Bool) throws -> ScoreValues {
+        let runner = try BatchRunner(graph: model, batchSize: batchSize)
+        var accumulator = ScoreAccumulator()
+        var counted = false
+        try runner.forEachBatch(inputs: inputs, shouldStop: shouldStop) { batch, plan in
+            if !counted {
+                macsRun += Double(CostModel.analyze(plan.analysis).totalMACs) / Double(max(1, batch.count))
+                counted = true
+            }
+            guard let info = plan.info(outputName), let buffer = plan.outputBuffer(outputName),
+                  info.count == batch.count * width else {
+                throw WhittleError(.shapeMismatch, "output '\(outputName)'",
+                                   "the compressed model's output no longer has \(width) values per sample")
+            }
+            accumulator.add(output: UnsafeBufferPointer(rebasing: buffer[0..<info.count]), first: batch.lowerBound,
+                            rows: batch.count, width: width, reference: reference,
+                            referenceClasses: referenceClasses, labels: labels)
+        }
+        return accumulator.values(classification: referenceClasses != nil, labelled: labels != nil)
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import WhittleEngine
+
+/// One measured point of a layer's sensitivity curve: the model with only this layer
+/// compressed to `ratio`.
+public struct ScoreEntry: Sendable, Codable, Equatable {
+    /// Requested fraction of the layer's MACs kept.
+    public var ratio: Double
+    public var scores: ScoreValues
+    /// Whole-model MACs and parameters (batch 1) with only this layer compressed, measured
+    /// on the compressed graph.
+    public var macs: Int
+    public var parameters: Int
+    /// Rank (SVD) or input channels (pruning) kept, and the original count.
+    public var kept: Int
+    public var original: Int
+
+    public init(ratio: Double, scores: ScoreValues, macs: Int, parameters: Int, kept: Int, original: Int) {
+        self.ratio = ratio
+        self.scores = scores
+        self.macs = macs
+        self.parameters = parameters
+        self.kept = kept
+        self.original = original
+    }
+}
+
+/// A layer's row of the score table, entries in ascending ratio.
+public struct LayerScores: Sendable, Codable, Equatable {
+    public var layer: String
+    public var technique: CompressionTechnique
+    /// The layer's own MACs and parameters before compression (batch 1).
+    public var macs: Int
+    public var parameters: Int
+    public var entries: [ScoreEntry]
+
+    public init(layer: String, technique: CompressionTechnique, macs: Int, parameters: Int, entries: [ScoreEntry]) {
+        self.layer = layer
+        self.technique = technique
+        self.macs = macs
+        self.parameters = parameters
+        self.entries = entries
+    }
+}
+
+/// How a score table was obtained.
+public struct ScoreTableStatistics: Sendable, Codable, Equatable {
+    /// Evaluations run in this build, and entries taken from the cache instead.
+    public var evaluations = 0
+    public var cacheHits = 0
+    /// Wall-clock seconds of the whole build, of the evaluations alone, and of compressing.
+    public var seconds = 0.0
+    public var evaluationSeconds = 0.0
+    public var compressionSeconds = 0.0
+    /// MACs the evaluations ran relative to as many whole-model runs (suffix evaluation).
+    public var macShareRun = 1.0
+
+    public init() {}
+}
+
+/// The eval-score table {layer: {ratio: score}} of AIMET's greedy selection, with the
+/// measured cost of every entry.
+public struct ScoreTable: Sendable, Codable, Equatable {
+    public var technique: CompressionTechnique
+    public var candidates: [Double]
+    /// Scores of the uncompressed model (ratio 1.0).
+    public var baseline: ScoreValues
+    /// Whole-model MACs and parameters before compression (batch 1).
+    public var modelMACs: Int
+    public var modelParameters: Int
+    public var layers: [LayerScores]
+    /// Layers the technique cannot compress, with the reason.
+    public var ineligible: [LayerEligibility]
+    public var statistics: ScoreTableStatistics
+
+    public init(technique: CompressionTechnique, candidates: [Double], baseline: ScoreValues, modelMACs: Int,
+                modelParameters: Int, layers: [LayerScores], ineligible: [LayerEligibility] = [],
+                statistics: ScoreTableStatistics = ScoreTableStatistics()) {
+        self.technique = technique
+        self.candidates = candidates
+        self.baseline = baseline
+        self.modelMACs = modelMACs
+        self.modelParameters = modelParameters
+        self.layers = layers
+        self.ineligible = ineligible
+        self.statistics = statistics
+    }
+
+    /// Candidate ratios i/N for i = 1 ... N-1 (AIMET: 1.0, no compression, is not a candidate).
+    public static func candidates(_ count: Int) throws -> [Double] {
+        guard count >= 2 else {
+            throw WhittleError(.invalidArgument, "--candidates", "must be at least 2, got \(count)")
+        }
+        return (1..<count).map { Double($0) / Double(count) }
+    }
+}
+
+/// The two entry points of the compression library the selection drives; tests substitute
+/// their own.
+public struct CompressionBackend: Sendable {
+    public var eligibility: @Sendable (Graph, CompressionTechnique) throws -> [LayerEligibility]
+    public var compress: @Sendable (Graph, [LayerChoice], CompressionOptions, JobContext) throws -> CompressionOutcome
+
+    public init(eligibility: @escaping @Sendable (Graph, CompressionTechnique) throws -> [LayerEligibility],
+                compress: @escaping @Sendable (Graph, [LayerChoice], CompressionOptions, JobContext) throws -> CompressionOutcome) {
+        self.eligibility = eligibility
+        self.compress = compress
+    }
+
+    /// `Compressor.eligibility` and `Compressor.compress`.
+    public static var standard: CompressionBackend {
+        CompressionBackend(eligibility: { try Compressor.eligibility(of: $0, technique: $1) },
+                           compress: { try Compressor.compress($0, choices: $1, options: $2, job: $3) })
+    }
+}
+
+/// Builds a score table one layer at a time: each candidate compresses only that layer,
+/// measures the compressed graph's cost and scores it with a `ScoreEvaluator`. Entries come
+/// from, and go to, an optional disk cache.
+public struct ScoreTableBuilder: Sendable {
+    public var technique: CompressionTechnique
+    /// N: candidates are i/N for i = 1 ... N-1.
+    public var candidateCount: Int
+    /// Layers left out of the table.
+    public var ignore: Set<String>
+    public var options: CompressionOptions
+    public var backend: CompressionBackend
+    public var cache: ScoreCache?
+
+    public init(technique: CompressionTechnique, candidateCount: Int = 10, ignore: Set<String> = [],
+                options: CompressionOptions = CompressionOptions(), backend: CompressionBackend = .standard,
+                cache: ScoreCache? = nil) {
+        self.technique = technique
+        self.candidateCount = candidateCount
+        self.ignore = ignore
+        self.options = options
+        self.backend = backend
+        self.cache = cache
+    }
+
+    /// Builds the table for `graph` (the evaluator's current base graph). Reports progress
+    /// as "layer k of n" with one count per table entry, and stops between evaluations when
+    /// cancelled (entries measured so far are already in the cache).
+    public func build(evaluator: ScoreEvaluator, job: JobContext = .silent,
+                      warn: (String) -> Void = { _ in }) throws -> ScoreTable {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let graph = evaluator.graph
+        let candidates = try ScoreTable.candidates(candidateCount)
+        let eligibility = try backend.eligibility(graph, technique)
+        let selected = eligibility.filter { $0.eligible && !ignore.contains($0.layer) }
+        let cost = try evaluator.cost(of: graph)
+
+        let modelKey = Fingerprint.of(graph)
+        let setKey = Fingerprint.of(inputs: evaluator.inputs, labels: evaluator.labels)
+        let reconstructionKey = options.reconstructionInputs.map { Fingerprint.of(inputs: $0, labels: nil) } ?? "none"
+        var stored = cache.map { $0.load(model: modelKey, evaluationSet: setKey, warn: warn) } ?? [:]
+
+        var statistics = ScoreTableStatistics()
+        let evaluationsBefore = evaluator.evaluations
+        let secondsBefore = evaluator.evaluationSeconds
+        let runBefore = evaluator.macsRun, wholeBefore = evaluator.macsWhole
+        let total = selected.count * candidates.count
+        var rows: [LayerScores] = []
+        for (layerIndex, layer) in selected.enumerated() {
+            var entries: [ScoreEntry] = []
+            var dirty = false
+            for (ratioIndex, ratio) in candidates.enumerated().reversed() {
+                try job.checkCancellation("score table")
+                let done = layerIndex * candidates.count + (candidates.count - 1 - ratioIndex)
+                job.report(phase: "scoring \(technique.rawValue)", completed: done, total: total,
+                           detail: "layer \(layerIndex + 1) of \(selected.count): \(layer.layer) at \(String(format: "%.2f", ratio))")
+                let key = ScoreCache.key(technique: technique, layer: layer.layer, ratio: ratio,
+                                         rankMultiplicity: options.rankMultiplicity, reconstruction: reconstructionKey)
+                if let entry = stored[key] {
+                    entries.append(entry)
+                    statistics.cacheHits += 1
+                    continue
+                }
+                let compressStart = clock.now
+                let outcome: CompressionOutcome
+                do {
+                    outcome = try backend.compress(graph, [LayerChoice(layer: layer.layer, technique: technique, ratio: ratio)],
+                                                   options, .silent)
+                } catch let error as WhittleError {
+                    throw error.within("scoring \(layer.layer) at ratio \(ratio)")
+                }
+                let compressed = try evaluator.cost(of: outcome.graph)
+                statistics.compressionSeconds += seconds(clock.now - compressStart)
+                let scores = try evaluator.evaluate(outcome.graph, shouldStop: { job.isCancelled })
+                let detail = outcome.layers.first { $0.layer == layer.layer }
+                let entry = ScoreEntry(ratio: ratio, scores: scores, macs: compressed.totalMACs,
+                                       parameters: compressed.totalParameters,
+                                       kept: detail?.kept ?? 0, original: detail?.original ?? 0)
+                entries.append(entry)
+                stored[key] = entry
+                dirty = true
+            }
+            entries.sort { $0.ratio < $1.ratio }
+            rows.append(LayerScores(layer: layer.layer, technique: technique, macs: layer.macs,
+                                    parameters: layer.parameters, entries: entries))
+            if dirty, let cache {
+                cache.save(stored, model: modelKey, evaluationSet: setKey, warn: warn)
+            }
+        }
+        job.report(phase: "scoring \(technique.rawValue)", completed: total, total: total, detail: nil)
+        statistics.evaluations = evaluator.evaluations - evaluationsBefore
+        statistics.evaluationSeconds = evaluator.evaluationSeconds - secondsBefore
+        let whole = evaluator.macsWhole - wholeBefore
+        statistics.macShareRun = whole > 0 ? (evaluator.macsRun - runBefore) / whole : 1
+        statistics.seconds = seconds(clock.now - start)
+        return ScoreTable(technique: technique, candidates: candidates, baseline: evaluator.baseline,
+                          modelMACs: cost.totalMACs, modelParameters: cost.totalParameters, layers: rows,
+                          ineligible: eligibility.filter { !$0.eligible }, statistics: statistics)
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
