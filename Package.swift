@@ -36,15 +36,21 @@ let package = Package(
         .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
         // Session profiles, background jobs, snapshot comparison and the HTML report.
         .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
+        // Workbench core: state, update, render, themes, widgets (no ncurses).
+        .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleSession"]),
+        // Workbench terminal backend: the only ncurses user.
+        .target(name: "WhittleTerminal", dependencies: ["WhittleTUI", "CNCursesW"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
                 "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession",
+                "WhittleTUI", "WhittleTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleEngine", "WhittleIO"]),
+        .testTarget(name: "WhittleTUITests", dependencies: ["WhittleTUI", "WhittleSession", "WhittleEngine", "WhittleIO"], exclude: ["Golden"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )
