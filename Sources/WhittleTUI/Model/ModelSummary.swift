@@ -37,14 +37,16 @@ public struct Histogram: Sendable, Equatable, Codable {
         for i in counts.indices { counts[i] += other.counts[i] }
     }
 
-    /// `bins` counts resampled to `width` columns (sums of overlapping bins).
+    /// `bins` counts resampled to `width` columns: each column sums the bins it covers
+    /// (or repeats the one bin it falls in when there are more columns than bins).
     public func resampled(to width: Int) -> [Double] {
         guard width > 0, !counts.isEmpty else { return [] }
-        var columns = [Double](repeating: 0, count: width)
-        for (i, count) in counts.enumerated() {
-            columns[min(width - 1, i * width / counts.count)] += Double(count)
+        let bins = counts.count
+        return (0..<width).map { column in
+            let first = column * bins / width
+            let last = max(first + 1, (column + 1) * bins / width)
+            return Double(counts[first..<min(last, bins)].reduce(0, +))
         }
-        return columns
     }
 }
 

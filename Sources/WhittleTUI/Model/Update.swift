@@ -620,3 +620,17 @@ extension WorkbenchState {
         }
     }
 }
+
+extension Workbench {
+    /// Jobs the workbench starts by itself when it opens: activation statistics when
+    /// calibration data and a service for it exist.
+    public static func start(_ state: WorkbenchState) -> (WorkbenchState, [WorkbenchEffect]) {
+        var next = state
+        var effects: [WorkbenchEffect] = []
+        if next.capabilities.contains(.activationStatistics), next.session.calibrationDataPath != nil, next.activationHistograms.isEmpty {
+            next.start(.activationStatistics, effects: &effects)
+            next.status = nil
+        }
+        return (next, effects)
+    }
+}

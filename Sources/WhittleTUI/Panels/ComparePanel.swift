@@ -19,7 +19,7 @@ extension Workbench {
             return
         }
         let list = Layout.listArea(of: .compare, in: rect)
-        buffer.write(Text.left("snapshot", list.width - 9) + "      top-1", x: list.x, y: inner.y, style: theme.muted.with(.bold), maxWidth: list.width)
+        buffer.write(Text.left("snapshot", list.width - 8) + Text.right("top-1", 8), x: list.x, y: inner.y, style: theme.muted.with(.bold), maxWidth: list.width)
         let top = state.scroll[.compare] ?? 0
         for (offset, snapshot) in snapshots.enumerated().dropFirst(top).prefix(list.height) {
             let y = list.y + offset - top
@@ -41,11 +41,14 @@ extension Workbench {
             diffArea = Rect(x: inner.x, y: inner.y + used, width: inner.width, height: inner.height - used)
         }
         guard diffArea.height >= 3, snapshots.indices.contains(state.snapshotSelection) else { return }
-        let a = snapshots[state.snapshotSelection]
-        let b: Snapshot
+        // A = the marked snapshot (or the selected one), B = the selected one (or the current
+        // settings); Δ = B - A.
+        let a: Snapshot, b: Snapshot
         if let mark = state.snapshotMark, snapshots.indices.contains(mark), mark != state.snapshotSelection {
-            b = snapshots[mark]
+            a = snapshots[mark]
+            b = snapshots[state.snapshotSelection]
         } else {
+            a = snapshots[state.snapshotSelection]
             b = Snapshot(name: "current", created: state.now, settings: state.session.settings, metrics: state.currentMetrics)
         }
         let nameWidth = max(8, diffArea.width - 30)

@@ -51,7 +51,7 @@ extension Workbench {
         // Histograms.
         let chartsTop = twoColumns ? right.y : y + 1
         let available = (twoColumns ? right.maxY : inner.maxY) - chartsTop
-        let histogramHeight = max(2, min(6, (twoColumns ? available : available / 2) / 2 - 1))
+        let histogramHeight = max(2, min(12, (twoColumns ? available : available / 2) / 2 - 2))
         var hy = chartsTop
         for (title, histogram, missing) in [
             ("weights", layer.weightHistogram, "no weights (activation-only layer)"),

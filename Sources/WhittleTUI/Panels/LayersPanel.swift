@@ -36,6 +36,17 @@ extension Workbench {
             let isSelected = index == state.selectedLayer
             let rowStyle = isSelected ? theme.selection : theme.base
             if isSelected { buffer.fill(Rect(x: inner.x, y: y, width: inner.width, height: 1), style: rowStyle) }
+            let ratio = state.session.compression.ratio(for: layer.name)
+            let nameStyle = isSelected ? rowStyle.with(.bold) : (ratio < 1 ? theme.style(.accent) : theme.base)
+            let cells = [
+                Span("", rowStyle),
+                Span(layer.name, nameStyle),
+                Span(layer.opType, isSelected ? rowStyle : theme.muted),
+                Span(Text.shape(Array(layer.outputShape.dropFirst())), isSelected ? rowStyle : theme.muted),
+                Span(layer.parameters > 0 ? Text.count(layer.parameters) : "-", rowStyle),
+                Span(layer.macs > 0 ? Text.count(layer.macs) : "-", rowStyle),
+            ]
+            buffer.tableRow(cells, columns: Array(columns.prefix(6)), x: inner.x, y: y, maxWidth: inner.width, glyphs: glyphs)
             var x = inner.x
             for cell in layer.gutter {
                 let glyph: Unicode.Scalar
@@ -51,17 +62,6 @@ extension Workbench {
                 buffer.set(x, y, glyph, (isSelected ? rowStyle : theme.accent).foreground(isSelected ? theme[.selectionForeground] : theme[.accent]))
                 x += 1
             }
-            let ratio = state.session.compression.ratio(for: layer.name)
-            let nameStyle = isSelected ? rowStyle.with(.bold) : (ratio < 1 ? theme.style(.accent) : theme.base)
-            let cells = [
-                Span("", rowStyle),
-                Span(layer.name, nameStyle),
-                Span(layer.opType, isSelected ? rowStyle : theme.muted),
-                Span(Text.shape(Array(layer.outputShape.dropFirst())), isSelected ? rowStyle : theme.muted),
-                Span(layer.parameters > 0 ? Text.count(layer.parameters) : "-", rowStyle),
-                Span(layer.macs > 0 ? Text.count(layer.macs) : "-", rowStyle),
-            ]
-            buffer.tableRow(cells, columns: Array(columns.prefix(6)), x: inner.x, y: y, maxWidth: inner.width, glyphs: glyphs)
             var barX = inner.x + columns.prefix(6).reduce(0) { $0 + $1.width + 1 }
             let share = Double(layer.macs) / Double(total)
             if layer.macs > 0 {

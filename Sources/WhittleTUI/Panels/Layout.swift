@@ -36,9 +36,10 @@ public struct Layout: Sendable, Equatable {
             panels = [(state.focus, body)]
         }
         var tabs: [(Panel, Range<Int>)] = []
-        var x = Layout.tabStart(state: state)
+        let compact = size.width < Layout.compactTabsBelow
+        var x = Layout.tabStart(state: state, compact: compact)
         for panel in Panel.allCases {
-            let width = Layout.tabLabel(panel).count
+            let width = Layout.tabLabel(panel, compact: compact).count
             tabs.append((panel, x..<x + width))
             x += width + 1
         }
@@ -49,11 +50,23 @@ public struct Layout: Sendable, Equatable {
 
     public func panel(atX x: Int, y: Int) -> Panel? { panels.first { $0.rect.contains(x: x, y: y) }?.panel }
 
-    static func tabLabel(_ panel: Panel) -> String { " \(panel.rawValue) \(panel.title) " }
+    /// Below this width the tab bar uses short labels and drops the program name.
+    public static let compactTabsBelow = 110
+
+    static func tabLabel(_ panel: Panel, compact: Bool) -> String {
+        guard compact else { return " \(panel.rawValue) \(panel.title) " }
+        let short: String
+        switch panel {
+        case .compression: short = "Compress"
+        case .quantization: short = "Quant"
+        default: short = panel.title
+        }
+        return "\(panel.rawValue) \(short)"
+    }
 
     /// The tab bar starts after the program and model name.
-    static func tabStart(state: WorkbenchState) -> Int {
-        min(28, 10 + state.model.name.count)
+    static func tabStart(state: WorkbenchState, compact: Bool) -> Int {
+        compact ? min(18, 2 + state.model.name.count) : min(30, 12 + state.model.name.count)
     }
 
     /// The list area of a panel (rows of its table), inside the box and below its headers.

@@ -93,13 +93,15 @@ extension Workbench {
         let theme = context.theme, state = context.state
         let bar = layout.tabBar
         buffer.fill(bar, style: theme.base)
-        let name = "whittle · " + Text.truncate(state.model.name, max(1, Layout.tabStart(state: state) - 11), glyphs: context.glyphs)
-        buffer.write(name, x: 0, y: bar.y, style: theme.title, maxWidth: Layout.tabStart(state: state) - 1)
+        let compact = bar.width < Layout.compactTabsBelow
+        let start = Layout.tabStart(state: state, compact: compact)
+        let name = (compact ? "" : "whittle · ") + Text.truncate(state.model.name, max(1, start - (compact ? 2 : 12)), glyphs: context.glyphs)
+        buffer.write(name, x: 0, y: bar.y, style: theme.title, maxWidth: start - 1)
         for (panel, columns) in layout.tabs {
             let focused = panel == state.focus
             let visible = layout.panels.contains { $0.panel == panel }
             let style = focused ? theme.selection.with(.bold) : visible ? theme.accent : theme.muted
-            buffer.write(Layout.tabLabel(panel), x: columns.lowerBound, y: bar.y, style: style, maxWidth: bar.width - columns.lowerBound)
+            buffer.write(Layout.tabLabel(panel, compact: compact), x: columns.lowerBound, y: bar.y, style: style, maxWidth: bar.width - columns.lowerBound)
         }
         // Running jobs at the right end: spinner and the first job's percentage.
         if let job = state.runningJobs.first {
