@@ -49,6 +49,7 @@ run: release
 test: deps venv release
 	$(SWIFT) test
 	bash Scripts/check-cli.sh $(RELEASE)
+	bash Scripts/check-tui.sh $(RELEASE)
 	bash Scripts/check-parity.sh $(RELEASE)
 	bash Scripts/check-quant.sh $(RELEASE)
 

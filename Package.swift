@@ -38,16 +38,22 @@ let package = Package(
         .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
         // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
         .target(name: "WhittleCompress", dependencies: ["WhittleEngine", "WhittleIO", "COpenBLAS"]),
+        // Workbench core: state, update, render, themes, widgets (no ncurses).
+        .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleSession"]),
+        // Workbench terminal backend: the only ncurses user.
+        .target(name: "WhittleTerminal", dependencies: ["WhittleTUI", "CNCursesW"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
                 "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession", "WhittleCompress",
+                "WhittleTUI", "WhittleTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleEngine", "WhittleIO"]),
         .testTarget(name: "WhittleCompressTests", dependencies: ["WhittleCompress", "WhittleIO", "WhittleEngine"]),
+        .testTarget(name: "WhittleTUITests", dependencies: ["WhittleTUI", "WhittleSession", "WhittleEngine", "WhittleIO"], exclude: ["Golden"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )

@@ -18,5 +18,15 @@ static inline WINDOW *whittle_stdscr(void) { return stdscr; }
 static inline int whittle_lines(void) { return LINES; }
 static inline int whittle_cols(void) { return COLS; }
 static inline int whittle_colors(void) { return COLORS; }
+static inline int whittle_color_pairs(void) { return COLOR_PAIRS; }
+static inline WINDOW *whittle_curscr(void) { return curscr; }
+// Mouse masks (function-like macros in curses.h).
+static inline mmask_t whittle_button1_pressed(void) { return BUTTON1_PRESSED; }
+static inline mmask_t whittle_button1_released(void) { return BUTTON1_RELEASED; }
+static inline mmask_t whittle_button1_clicked(void) { return BUTTON1_CLICKED; }
+static inline mmask_t whittle_button4_pressed(void) { return BUTTON4_PRESSED; }
+static inline mmask_t whittle_button5_pressed(void) { return BUTTON5_PRESSED; }
+static inline mmask_t whittle_report_mouse_position(void) { return REPORT_MOUSE_POSITION; }
+static inline mmask_t whittle_all_mouse_events(void) { return ALL_MOUSE_EVENTS; }
 
 #endif

@@ -2,15 +2,23 @@ import ArgumentParser
 import Foundation
 import WhittleIO
 
-/// `whittle` with no arguments: the bundled sample model, summarised and evaluated.
+/// `whittle` with no arguments: the workbench on the bundled sample model when standard input
+/// and output are a terminal; otherwise the sample summarised and evaluated.
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show and evaluate the bundled sample model (digits-cnn) on its test data.")
+        abstract: "Open the workbench on the bundled sample model (digits-cnn); without a terminal, show and evaluate it on its test data.")
 
     @Option(name: .long, help: "Folder holding the bundled sample models (default: found next to the executable or in the working directory).")
     var samples: String?
 
+    @Flag(name: .long, help: "Print the summary and evaluation even in a terminal.")
+    var summary = false
+
     func run() throws {
+        if !summary, isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 {
+            try TUI.parse(samples.map { ["--samples", $0] } ?? []).run()
+            return
+        }
         try reportingErrors {
             let folder = try SampleModels.locate(explicit: samples)
             let model = folder.appendingPathComponent("digits-cnn.onnx").path

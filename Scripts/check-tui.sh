@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end check of the workbench in a real terminal (tmux): opens the bundled sample,
+# moves through the panels, moves a slider, takes two snapshots, saves a profile, exports
+# ONNX, quits, and checks that the files exist and the terminal was restored.
+# Usage: Scripts/check-tui.sh [path/to/whittle]
+set -euo pipefail
+BIN=$(realpath "${1:-.build/release/whittle}")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+command -v tmux >/dev/null || { echo "check-tui: tmux is not installed (make deps)"; exit 1; }
+WORK=$(mktemp -d)
+SESSION="whittle-check-$$"
+trap 'tmux kill-session -t "$SESSION" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+fail() { echo "check-tui: FAIL: $*"; echo "--- screen ---"; tmux capture-pane -p -t "$SESSION" 2>/dev/null || true; exit 1; }
+screen() { tmux capture-pane -p -t "$SESSION"; }
+# Waits until the screen shows $1 (fixed-string match), up to 10 s.
+wait_for() {
+  for _ in $(seq 1 100); do
+    if screen | grep -qF -- "$1"; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out waiting for: $1"
+}
+keys() { tmux send-keys -t "$SESSION" "$@"; }
+
+cp "$ROOT"/SampleModels/digits-cnn.onnx "$WORK"/model.onnx
+tmux new-session -d -s "$SESSION" -x 120 -y 36 \
+  "cd '$WORK' && printf 'BEFORE\n' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_TUI_TIMING='$WORK/timing.log' TERM=xterm-256color '$BIN' tui model.onnx --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json'; echo \"EXIT=\$?\"; sleep 30"
+wait_for "1 Layers"
+wait_for "conv1"
+keys 2;  wait_for "weights"
+wait_for "activations  "
+keys 3;  wait_for "target MAC ratio"; keys Down; keys Left; keys Left; wait_for "0.9"
+keys s;  wait_for "snapshot name"; keys Enter; wait_for "snapshot 'snapshot-1' taken"
+keys Left; keys s; wait_for "snapshot name"; keys BSpace; keys -l "b"; keys Enter; wait_for "snapshot 'snapshot-b' taken"
+keys 5;  wait_for "2 snapshots"
+keys e;  wait_for "evaluat"
+keys 6;  wait_for "evaluate"
+keys ?;  wait_for "Keys · Jobs"; keys Escape
+keys :;  wait_for "Command"; keys -l "save"; keys Enter; wait_for "saved session profile"
+keys 3;  for _ in 1 2 3 4 5 6 7 8 9 10 11; do keys Right; done
+keys 1;  keys :; keys -l "export onnx $WORK/float.onnx"; keys Enter; wait_for "wrote onnx"
+keys C-l
+keys q;  wait_for "EXIT=0"
+screen | grep -q "BEFORE" || fail "the shell screen was not restored after quit"
+screen | grep -q "1 Layers" && fail "the workbench is still on screen after quit"
+[ -s "$WORK/float.onnx" ] || fail "export onnx wrote nothing"
+[ -s "$WORK/session.json" ] || fail "no session profile"
+grep -q '"snapshot-b"' "$WORK/session.json" || fail "profile lacks the second snapshot"
+grep -q '"snapshot-1"' "$WORK/session.json" || fail "profile lacks the first snapshot"
+# Resume: the profile opens again with its snapshots.
+tmux kill-session -t "$SESSION"
+tmux new-session -d -s "$SESSION" -x 80 -y 24 "cd '$WORK' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; sleep 30"
+wait_for "1 Layers"
+keys 5; wait_for "2 snapshots"
+# Too small, then back.
+tmux resize-window -t "$SESSION" -x 50 -y 12 2>/dev/null || true
+wait_for "terminal too small"
+tmux resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null || true
+wait_for "5 Compare"
+# SIGTERM restores the terminal too.
+pid=$(pgrep -n -f "$BIN tui --profile $WORK/session.json" || true)
+[ -n "$pid" ] || fail "no workbench process"
+kill -TERM "$pid"
+wait_for "EXIT="
+screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
+startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
+frames=$(grep -c '^frame' "$WORK/timing.log")
+echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames)"

@@ -1,0 +1,115 @@
+/// Screen geometry computed from the state and size alone: where the tab bar, panels and
+/// status bar go, and where each panel's list rows start. Shared by `render` and by mouse
+/// handling in `update`, so clicks land where things are drawn.
+public struct Layout: Sendable, Equatable {
+    /// Smallest usable terminal; below it the workbench shows a "too small" screen.
+    public static let minimumSize = Size(width: 60, height: 18)
+    /// From this width on, the detail panel sits next to the primary panel.
+    public static let wideWidth = 140
+
+    public var size: Size
+    public var tooSmall: Bool
+    public var tabBar: Rect
+    public var statusBar: Rect
+    /// Panels on screen with their boxes.
+    public var panels: [(panel: Panel, rect: Rect)]
+    /// Column range of each tab in the tab bar.
+    public var tabs: [(panel: Panel, columns: Range<Int>)]
+
+    public static func == (a: Layout, b: Layout) -> Bool {
+        a.size == b.size && a.tooSmall == b.tooSmall && a.panels.map(\.panel) == b.panels.map(\.panel)
+            && a.panels.map(\.rect) == b.panels.map(\.rect)
+    }
+
+    public init(state: WorkbenchState, size: Size) {
+        self.size = size
+        tooSmall = size.width < Layout.minimumSize.width || size.height < Layout.minimumSize.height
+        let screen = Rect(x: 0, y: 0, width: size.width, height: size.height)
+        let (top, rest) = screen.splitTop(1)
+        let (body, bottom) = rest.splitBottom(1)
+        tabBar = top
+        statusBar = bottom
+        if size.width >= Layout.wideWidth {
+            let (left, right) = body.splitLeft(body.width * 58 / 100)
+            panels = [(state.primary, left), (.detail, right)]
+        } else {
+            panels = [(state.focus, body)]
+        }
+        var tabs: [(Panel, Range<Int>)] = []
+        let compact = size.width < Layout.compactTabsBelow
+        var x = Layout.tabStart(state: state, compact: compact)
+        for panel in Panel.allCases {
+            let width = Layout.tabLabel(panel, compact: compact).count
+            tabs.append((panel, x..<x + width))
+            x += width + 1
+        }
+        self.tabs = tabs
+    }
+
+    public func rect(of panel: Panel) -> Rect? { panels.first { $0.panel == panel }?.rect }
+
+    public func panel(atX x: Int, y: Int) -> Panel? { panels.first { $0.rect.contains(x: x, y: y) }?.panel }
+
+    /// Below this width the tab bar uses short labels and drops the program name.
+    public static let compactTabsBelow = 110
+
+    static func tabLabel(_ panel: Panel, compact: Bool) -> String {
+        guard compact else { return " \(panel.rawValue) \(panel.title) " }
+        let short: String
+        switch panel {
+        case .compression: short = "Compress"
+        case .quantization: short = "Quant"
+        default: short = panel.title
+        }
+        return "\(panel.rawValue) \(short)"
+    }
+
+    /// The tab bar starts after the program and model name.
+    static func tabStart(state: WorkbenchState, compact: Bool) -> Int {
+        compact ? min(18, 2 + state.model.name.count) : min(30, 12 + state.model.name.count)
+    }
+
+    /// The list area of a panel (rows of its table), inside the box and below its headers.
+    public static func listArea(of panel: Panel, in rect: Rect) -> Rect {
+        let inner = rect.inset(1)
+        switch panel {
+        case .layers: return Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: inner.height - 2)
+        case .compression: return Rect(x: inner.x, y: inner.y + 4, width: inner.width, height: inner.height - 4)
+        case .quantization:
+            let split = quantizationSplit(inner)
+            return Rect(x: split.layers.x, y: split.layers.y + 1, width: split.layers.width, height: split.layers.height - 1)
+        case .compare: return Rect(x: inner.x, y: inner.y + 1, width: min(inner.width, compareListWidth(inner)), height: inner.height - 1)
+        case .jobs: return Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: inner.height - 2)
+        case .detail: return Rect(x: inner.x, y: inner.y, width: 0, height: 0)
+        }
+    }
+
+    /// Quantization panel: recipe editor and per-layer table, side by side when wide enough.
+    static func quantizationSplit(_ inner: Rect) -> (recipe: Rect, layers: Rect) {
+        let body = Rect(x: inner.x, y: inner.y + 2, width: inner.width, height: inner.height - 2)
+        if body.width >= 70 {
+            let (left, right) = body.splitLeft(38)
+            return (left, Rect(x: right.x + 1, y: right.y, width: right.width - 1, height: right.height))
+        }
+        let (top, bottom) = body.splitTop(QuantizationField.allCases.count + 1)
+        return (top, bottom)
+    }
+
+    static func compareListWidth(_ inner: Rect) -> Int { inner.width >= 70 ? 34 : inner.width }
+
+    /// Compression table columns: name, technique, slider, value, MACs, score.
+    static func compressionColumns(width: Int) -> (name: Int, technique: Int, slider: Int, value: Int, macs: Int, score: Int) {
+        let technique = 15, value = 5, macs = 8, score = 7
+        let flexible = max(10, width - technique - value - macs - score - 5)
+        let name = max(8, min(28, flexible * 2 / 5))
+        let slider = max(6, flexible - name)
+        return (name, technique, slider, value, macs, score)
+    }
+
+    /// The x range of the compression sliders inside a list area.
+    public static func sliderColumns(in list: Rect) -> Range<Int> {
+        let c = compressionColumns(width: list.width)
+        let start = list.x + c.name + 1 + c.technique + 1
+        return start..<start + c.slider
+    }
+}

@@ -1,0 +1,142 @@
+@preconcurrency import Glibc
+import CNCursesW
+import Foundation
+import Synchronization
+import WhittleTUI
+
+/// Actions posted from job threads, drained by the UI loop after a self-pipe wake-up.
+final class ActionInbox: Sendable {
+    private let queue = Mutex<[WorkbenchAction]>([])
+    let wakeFD: Int32
+
+    init(wakeFD: Int32) { self.wakeFD = wakeFD }
+
+    func post(_ action: WorkbenchAction) {
+        queue.withLock { $0.append(action) }
+        var byte = Signals.wakeJob
+        _ = write(wakeFD, &byte, 1)
+    }
+
+    func drain() -> [WorkbenchAction] { queue.withLock { queue in defer { queue.removeAll() }; return queue } }
+}
+
+/// Runs the workbench in the terminal: the only place that touches ncurses.
+///
+/// One thread (the caller's) owns ncurses. It blocks in `poll(2)` on standard input and a
+/// self-pipe, with no timeout while nothing runs (zero CPU when idle) and a spinner tick
+/// while jobs run. Job threads, SIGWINCH, SIGINT and SIGTERM write a byte to the pipe.
+/// The terminal is restored on quit, on SIGINT/SIGTERM/SIGHUP, and on fatal signals.
+public enum WorkbenchTerminal {
+    /// Interval of spinner ticks while a job runs.
+    public static let tickMilliseconds: Int32 = 120
+
+    /// Runs until the user quits; returns the final state (for saving the session).
+    public static func run(_ initial: WorkbenchState, services: WorkbenchServices, themes: ThemeCatalog,
+                           options: TerminalOptions, keys: KeyTable = .standard) -> WorkbenchState {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return initial }
+        let (readFD, writeFD) = (fds[0], fds[1])
+        for fd in [readFD, writeFD] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        defer {
+            close(readFD)
+            close(writeFD)
+        }
+        Signals.install(pipeWrite: writeFD)
+        defer { Signals.uninstall() }
+        let inbox = ActionInbox(wakeFD: writeFD)
+        let runtime = WorkbenchRuntime(services: services) { inbox.post($0) }
+        let screen = CursesScreen(options: options)
+        defer { screen.close() }
+        let timing = options.timingLog.flatMap { FileHandle(forWritingAtPath: $0) ?? (FileManager.default.createFile(atPath: $0, contents: nil) ? FileHandle(forWritingAtPath: $0) : nil) }
+        timing?.seekToEndOfFile()
+
+        var state = initial
+        state.size = screen.size
+        state.options.unicode = screen.unicode
+        state.options.mouse = !options.noMouse
+        state.capabilities = services.capabilities
+        if screen.depth == .mono, !state.themeNames.contains("mono") { state.themeNames.append("mono") }
+        var quit = false
+        func apply(_ action: WorkbenchAction) {
+            state.now = Date()
+            let (next, effects) = Workbench.update(state, action, keys: keys)
+            state = next
+            for effect in effects {
+                switch effect {
+                case .quit: quit = true
+                case .redraw: screen.invalidate()
+                default:
+                    if let feedback = runtime.perform(effect) { apply(feedback) }
+                }
+            }
+        }
+        // Jobs that start by themselves (activation statistics).
+        let (started, effects) = Workbench.start(state)
+        state = started
+        for effect in effects { runtime.perform(effect) }
+
+        let clock = ContinuousClock()
+        var frame = 0
+        var dirty = true
+        while !quit {
+            if dirty {
+                let theme = screen.depth == .mono ? Theme.mono : themes.theme(named: state.themeName) ?? .dark
+                let renderStart = clock.now
+                let buffer = Workbench.render(state, size: state.size, theme: theme, keys: keys)
+                let drawStart = clock.now
+                screen.draw(buffer)
+                let end = clock.now
+                if let timing {
+                    if frame == 0, let processStart = options.processStart {
+                        timing.write(Data(String(format: "startup_ms %.2f\n", milliseconds(end - processStart)).utf8))
+                    }
+                    timing.write(Data(String(format: "frame %d render_ms %.3f write_ms %.3f jobs %d\n", frame,
+                                             milliseconds(drawStart - renderStart), milliseconds(end - drawStart), state.runningJobs.count).utf8))
+                }
+                frame += 1
+                dirty = false
+            }
+            var polls = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)]
+            let timeout: Int32 = state.runningJobs.isEmpty ? -1 : tickMilliseconds
+            let ready = poll(&polls, 2, timeout)
+            let before = state
+            if ready == 0 {
+                apply(.tick)
+            }
+            if polls[1].revents & Int16(POLLIN) != 0 {
+                var bytes = [UInt8](repeating: 0, count: 64)
+                var wakes = Set<UInt8>()
+                while true {
+                    let count = read(readFD, &bytes, bytes.count)
+                    if count <= 0 { break }
+                    wakes.formUnion(bytes.prefix(count))
+                }
+                if wakes.contains(Signals.wakeResize) {
+                    screen.refreshSize()
+                    apply(.resize(screen.size))
+                }
+                if wakes.contains(Signals.wakeInterrupt) || wakes.contains(Signals.wakeTerminate) {
+                    quit = true
+                }
+            }
+            for action in inbox.drain() { apply(action) }
+            if polls[0].revents & Int16(POLLHUP | POLLERR) != 0 && polls[0].revents & Int16(POLLIN) == 0 { quit = true }
+            for event in screen.readInput() {
+                switch event {
+                case .key(let key): apply(.key(key))
+                case .mouse(let mouse): apply(.mouse(mouse))
+                case .resize:
+                    screen.refreshSize()
+                    apply(.resize(screen.size))
+                }
+            }
+            if state != before { dirty = true }
+        }
+        runtime.shutdown()
+        return state
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) * 1e-15
+    }
+}

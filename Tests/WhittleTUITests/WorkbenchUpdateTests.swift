@@ -1,0 +1,260 @@
+import Foundation
+import Testing
+import WhittleEngine
+import WhittleSession
+@testable import WhittleTUI
+
+@Suite("Workbench update")
+struct WorkbenchUpdateTests {
+    @Test func digitsJumpAndTabCycles() throws {
+        let state = try makeState()
+        #expect(press([.character("3")], on: state).0.focus == .compression)
+        #expect(press([.character("6")], on: state).0.focus == .jobs)
+        var (next, _) = press([.tab, .tab], on: state)
+        #expect(next.focus == .compression)
+        (next, _) = press([.backTab, .backTab, .backTab], on: next)
+        #expect(next.focus == .jobs)
+        // Focusing the compression panel moves the selection onto a compressible layer.
+        (next, _) = press([.character("1"), .down], on: state)
+        #expect(next.selected?.name == "stem_relu")
+        (next, _) = press([.character("3")], on: next)
+        #expect(next.selected?.compressible == true)
+        #expect(next.selected?.name == "block_conv1")
+    }
+
+    @Test func navigationClampsAtBothEnds() throws {
+        let state = try makeState()
+        var (next, _) = press([.up, .up], on: state)
+        #expect(next.selectedLayer == 0)
+        (next, _) = press([.end], on: state)
+        #expect(next.selectedLayer == state.model.layers.count - 1)
+        (next, _) = press([.character("j"), .character("j"), .character("k")], on: state)
+        #expect(next.selectedLayer == 1)
+    }
+
+    @Test func filterNarrowsLiveAndEscapeClears() throws {
+        let state = try makeState()
+        var (next, _) = press([.character("/")] + type("relu"), on: state)
+        #expect(next.overlay == .filter)
+        #expect(next.visibleLayers.map { next.model.layers[$0].name } == ["stem_relu", "block_relu"])
+        #expect(next.selected?.name == "stem_relu")
+        (next, _) = press([.enter], on: next)
+        #expect(next.overlay == nil && next.filter == "relu")
+        (next, _) = press([.down], on: next)
+        #expect(next.selected?.name == "block_relu")
+        (next, _) = press([.escape], on: next)
+        #expect(next.filter.isEmpty)
+        // Esc while typing clears too; the filter matches op types as well.
+        (next, _) = press([.character("/")] + type("gemm"), on: state)
+        #expect(next.visibleLayers.count == 1)
+        (next, _) = press([.backspace, .backspace, .backspace, .backspace, .escape], on: next)
+        #expect(next.filter.isEmpty && next.overlay == nil)
+    }
+
+    @Test func slidersStepClampAndUpdateTotals() throws {
+        let state = try makeState()
+        let before = state.approximateTotals
+        var (next, _) = press([.character("3"), .left, .character("h")], on: state)
+        let layer = try #require(next.selected)
+        #expect(abs(next.session.compression.ratio(for: layer.name) - 0.9) < 1e-9)
+        let after = next.approximateTotals
+        #expect(after.macs == before.macs - Int((Double(layer.macs) * 0.1).rounded()))
+        (next, _) = press(Array(repeating: .left, count: 30), on: next)
+        #expect(abs(next.session.compression.ratio(for: layer.name) - Workbench.minimumRatio) < 1e-9)
+        (next, _) = press(Array(repeating: .character("l"), count: 30), on: next)
+        #expect(next.session.compression.ratios[layer.name] == nil, "ratio 1 is stored as unset")
+    }
+
+    @Test func numericEntrySetsRatioAndRejectsBadInput() throws {
+        let state = try makeState()
+        var (next, _) = press([.character("3"), .enter, .backspace, .backspace, .backspace, .backspace] + type("0.42") + [.enter], on: state)
+        let layer = try #require(next.selected?.name)
+        #expect(abs(next.session.compression.ratio(for: layer) - 0.4) < 1e-9, "snapped to the 0.05 grid")
+        (next, _) = press([.enter] + type("x") + [.enter], on: next)
+        #expect(next.status?.level == .error)
+        #expect(abs(next.session.compression.ratio(for: layer) - 0.4) < 1e-9)
+    }
+
+    @Test func autoSelectStartsAJobOnlyWhenAvailable() throws {
+        let state = try makeState()
+        var (next, effects) = press([.character("3"), .character("+"), .character("a")], on: state)
+        guard case .startJob(let id, .autoSelect(let target, _)) = effects.first else {
+            Issue.record("expected an auto-select job, got \(effects)")
+            return
+        }
+        #expect(abs(target - 0.55) < 1e-9)
+        #expect(next.jobs.map(\.id) == [id])
+        (next, effects) = press([.character("a")], on: next)
+        #expect(effects.isEmpty, "a second auto-select while one runs is refused")
+        let bare = try makeState(capabilities: [])
+        (next, effects) = press([.character("3"), .character("a")], on: bare)
+        #expect(effects.isEmpty && next.jobs.isEmpty)
+        #expect(next.status?.level == .warning)
+    }
+
+    @Test func jobEventsUpdateProgressAndApplyResults() throws {
+        var (state, effects) = press([.character("3"), .character("a")], on: try makeState())
+        guard case .startJob(let id, _) = effects.first else { Issue.record("no job"); return }
+        (state, _) = Workbench.update(state, .jobProgress(id: id, ProgressEvent(phase: "scoring", completed: 3, total: 10), secondsRemaining: 5))
+        #expect(state.jobs[0].progress?.completed == 3 && state.jobs[0].secondsRemaining == 5)
+        var scores = ScoreTables(metric: "accuracy", baseline: 0.9)
+        scores.record(technique: .spatialSVD, layer: "stem", ratio: 0.5, score: 0.8)
+        let outcome = CompressionOutcome(ratios: ["stem": 0.5, "head_conv": 1], metrics: SessionMetrics(macs: 1234, parameters: 99), scores: scores)
+        (state, _) = Workbench.update(state, .jobFinished(id: id, .compression(outcome)))
+        #expect(state.jobs[0].phase == .finished)
+        #expect(state.session.compression.ratios == ["stem": 0.5])
+        #expect(state.exactCompression?.macs == 1234)
+        #expect(state.session.scores.score(technique: .spatialSVD, layer: "stem", ratio: 0.5) == 0.8)
+        #expect(state.compressionSensitivity("stem") != nil)
+        // Moving a slider afterwards makes the totals approximate again.
+        (state, _) = press([.right], on: state)
+        #expect(state.exactCompression == nil)
+        (state, _) = Workbench.update(state, .jobFailed(id: 99, message: "x"))
+        #expect(state.jobs.count == 1)
+    }
+
+    @Test func quitAsksWhileAJobRuns() throws {
+        var (state, effects) = press([.character("q")], on: try makeState())
+        #expect(effects == [.quit])
+        (state, effects) = press([.character("e")], on: try makeState())
+        guard case .startJob(let id, .evaluate) = effects.first else { Issue.record("no evaluate job"); return }
+        (state, effects) = press([.character("q")], on: state)
+        #expect(state.overlay == .confirmQuit && effects.isEmpty)
+        let (stay, stayEffects) = press([.character("n")], on: state)
+        #expect(stay.overlay == nil && stayEffects.isEmpty)
+        (state, effects) = press([.character("y")], on: state)
+        #expect(effects == [.cancelJob(id: id), .quit])
+    }
+
+    @Test func cancelFromJobsPanel() throws {
+        var (state, effects) = press([.character("e"), .character("6"), .character("x")], on: try makeState())
+        #expect(effects.count == 2)
+        guard case .cancelJob(let id) = effects.last else { Issue.record("no cancel"); return }
+        #expect(state.jobs[0].cancelRequested)
+        (state, _) = Workbench.update(state, .jobCancelled(id: id))
+        #expect(state.jobs[0].phase == .cancelled)
+        (state, _) = press([.character("c")], on: state)
+        #expect(state.jobs.isEmpty)
+    }
+
+    @Test func resizeAndRedraw() throws {
+        var (state, effects) = Workbench.update(try makeState(), .resize(Size(width: 40, height: 10)))
+        #expect(state.size == Size(width: 40, height: 10))
+        let screen = Workbench.render(state, size: state.size, theme: .dark)
+        #expect(screen.text.contains("terminal too small"))
+        #expect(screen.text.contains("have 40x10, need \(Layout.minimumSize.width)x\(Layout.minimumSize.height)"))
+        (state, effects) = press([.control("l")], on: state)
+        #expect(effects == [.redraw])
+    }
+
+    @Test func paletteRunsCommands() throws {
+        let state = try makeState()
+        var (next, effects) = press([.character(":")] + type("theme light") + [.enter], on: state)
+        #expect(next.themeName == "light" && effects.isEmpty)
+        (next, effects) = press([.character(":")] + type("export onnx") + [.enter], on: state)
+        #expect(effects.count == 1)
+        if case .startJob(_, .export(.onnx, let path, _)) = effects.first {
+            #expect(path == "/models/resnet_tiny-whittled.onnx")
+        } else {
+            Issue.record("expected an export job, got \(effects)")
+        }
+        (next, effects) = press([.character(":")] + type("save /tmp/whittle-profile.json") + [.enter], on: state)
+        guard case .writeFile(let path, let data) = effects.first else { Issue.record("no write"); return }
+        #expect(path == "/tmp/whittle-profile.json")
+        let (decoded, _) = try SessionProfile.decode(data, file: path)
+        #expect(decoded.ui.theme == "dark")
+        #expect(next.profilePath == path)
+        (next, effects) = press([.character(":")] + type("bogus") + [.enter], on: state)
+        #expect(next.status?.level == .error)
+        // Fuzzy suggestions, and Enter on an incomplete template fills it in.
+        #expect(state.paletteSuggestions(for: "expqdq").map(\.template) == ["export qdq"])
+        (next, _) = press([.character(":")] + type("targ") + [.enter], on: state)
+        #expect(next.overlay == .palette(text: "target ", selection: 0))
+        (next, _) = press(type("0.3") + [.enter], on: next)
+        #expect(next.session.compression.targetMACRatio == 0.3)
+    }
+
+    @Test func snapshotsTakeMarkRestoreDelete() throws {
+        var (state, _) = press([.character("3"), .left, .character("s"), .enter], on: try makeState())
+        #expect(state.session.snapshots.map(\.name) == ["snapshot-1"])
+        let ratio = state.session.compression.ratios
+        (state, _) = press([.left, .left, .character("s")] + type("-b") + [.enter], on: state)
+        #expect(state.session.snapshots.map(\.name) == ["snapshot-1", "snapshot-2-b"])
+        (state, _) = press([.character("5"), .up, .enter], on: state)
+        #expect(state.session.compression.ratios == ratio)
+        (state, _) = press([.character("m")], on: state)
+        #expect(state.snapshotMark == 0)
+        (state, _) = press([.character("d")], on: state)
+        #expect(state.session.snapshots.map(\.name) == ["snapshot-2-b"] && state.snapshotMark == nil)
+    }
+
+    @Test func quantizationRecipeEditing() throws {
+        var (state, _) = press([.character("4"), .right], on: try makeState())
+        #expect(state.session.recipe.configPreset == "default-per-channel")
+        (state, _) = press([.down, .right, .down, .left, .left], on: state)
+        #expect(state.session.recipe.scheme == .percentile(99.99))
+        #expect(state.session.recipe.weightBits == 6)
+        (state, _) = press([.down, .down, .character(" ")], on: state)
+        #expect(state.session.recipe.perChannel)
+        // Past the recipe rows: per-layer overrides.
+        (state, _) = press(Array(repeating: .down, count: 6) + [.left], on: state)
+        let layer = try #require(state.selected?.name)
+        #expect(state.session.bitWidthOverrides[layer]?.weightBits == 5)
+        (state, _) = press([.enter] + Array(repeating: .backspace, count: 5) + type("4/6") + [.enter], on: state)
+        #expect(state.session.bitWidths(for: layer) == (4, 6))
+        (state, _) = press([.character("0")], on: state)
+        #expect(state.session.bitWidthOverrides[layer] == nil)
+        let (_, effects) = press([.character("r")], on: state)
+        guard case .startJob(_, .quantize(let settings)) = effects.first else { Issue.record("no quantize job"); return }
+        #expect(settings.recipe.perChannel)
+    }
+
+    @Test func mouseFocusesSelectsAndDragsSliders() throws {
+        let state = try makeState(size: Size(width: 100, height: 30))
+        let layout = Layout(state: state, size: state.size)
+        let tab = try #require(layout.tabs.first { $0.panel == .compression })
+        var (next, _) = Workbench.update(state, .mouse(MouseEvent(.press, x: tab.columns.lowerBound + 1, y: 0)))
+        #expect(next.focus == .compression)
+        let rect = try #require(Layout(state: next, size: next.size).rect(of: .compression))
+        let list = Layout.listArea(of: .compression, in: rect)
+        let sliders = Layout.sliderColumns(in: list)
+        (next, _) = Workbench.update(next, .mouse(MouseEvent(.press, x: sliders.lowerBound + sliders.count / 2, y: list.y + 1)))
+        let layer = try #require(next.selected?.name)
+        #expect(layer == next.model.layers[next.visibleCompressible[1]].name)
+        #expect(next.dragging == layer)
+        #expect(abs(next.session.compression.ratio(for: layer) - 0.5) < 0.051)
+        (next, _) = Workbench.update(next, .mouse(MouseEvent(.drag, x: sliders.lowerBound, y: list.y + 1)))
+        #expect(abs(next.session.compression.ratio(for: layer) - Workbench.minimumRatio) < 1e-9)
+        (next, _) = Workbench.update(next, .mouse(MouseEvent(.release, x: sliders.lowerBound, y: list.y + 1)))
+        #expect(next.dragging == nil)
+        (next, _) = Workbench.update(next, .mouse(MouseEvent(.wheelDown, x: list.x + 2, y: list.y)))
+        #expect(next.selected?.name != layer)
+        var off = state
+        off.options.mouse = false
+        #expect(Workbench.update(off, .mouse(MouseEvent(.press, x: tab.columns.lowerBound + 1, y: 0))).0.focus == .layers)
+    }
+
+    @Test func helpOverlayListsTheLiveKeyTable() throws {
+        for panel in Panel.allCases {
+            var state = try makeState(size: Size(width: 120, height: 60))
+            state.focus = panel
+            state.overlay = .help(scroll: 0)
+            let text = Workbench.render(state, size: state.size, theme: .dark).text
+            for binding in KeyTable.standard.active(in: panel) {
+                #expect(text.contains(binding.command.help), "\(panel): \(binding.command.help)")
+            }
+        }
+        // A custom table changes dispatch and help together.
+        let custom = KeyTable(bindings: [KeyBinding([.character("x")], .quit), KeyBinding([.character("h")], .help)])
+        let state = try makeState()
+        #expect(Workbench.update(state, .key(.character("x")), keys: custom).1 == [.quit])
+        #expect(Workbench.update(state, .key(.character("q")), keys: custom).1.isEmpty)
+    }
+
+    @Test func updateIsPure() throws {
+        let state = try richState(size: Size(width: 80, height: 24))
+        for key: Key in [.character("3"), .left, .character("a"), .character("s"), .character(":"), .tab] {
+            #expect(Workbench.update(state, .key(key)) == Workbench.update(state, .key(key)))
+        }
+    }
+}
