@@ -32,7 +32,7 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
         // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
-        .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
+        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "WhittleEngine", "WhittleIO"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
