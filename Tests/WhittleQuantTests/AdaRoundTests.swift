@@ -167,8 +167,13 @@ struct AdaRoundTests {
         let rows = 64
         var random = TestRandom(seed: 8)
         let inputs = (0..<rows).map { _ in random.gaussian() }
-        let patches = inputs.flatMap { [$0, $0 + 0.01 * random.gaussian()] }
-        let targets = (0..<rows).map { 0.45 * patches[2 * $0] + 0.35 * patches[2 * $0 + 1] }
+        var patches: [Float] = []
+        var targets: [Float] = []
+        for input in inputs {
+            let second: Float = input + 0.01 * random.gaussian()
+            patches += [input, second]
+            targets.append(0.45 * input + 0.35 * second)
+        }
         let problem = try AdaRoundLayerProblem(outputChannels: 1, patchSize: 2, rowCount: rows, weights: [0.45, 0.35],
                                                patches: patches, targets: targets)
         let grid = try QuantizationEncoding.validated(scale: 1, offset: -8, bitWidth: 4, symmetry: .signedSymmetric)

@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import WhittleEngine
 
@@ -120,7 +121,14 @@ final class AdaRoundOptimizer {
     let secondMoment: UnsafeMutablePointer<Float>
     let soft: UnsafeMutablePointer<Float>
     let softness: UnsafeMutablePointer<Float>
+    let softDerivative: UnsafeMutablePointer<Float>
+    let softChain: UnsafeMutablePointer<Float>
     let gradient: UnsafeMutablePointer<Float>
+    let elementScale: UnsafeMutablePointer<Float>
+    let elementLow: UnsafeMutablePointer<Float>
+    let elementHigh: UnsafeMutablePointer<Float>
+    /// `count` rounded up to a multiple of 8 (the SIMD loops' length; padding stays inert).
+    let paddedCount: Int
     // Minibatch buffers.
     let maxBatchRows: Int
     let batchPatches: UnsafeMutablePointer<Float>
@@ -152,8 +160,11 @@ final class AdaRoundOptimizer {
             p.initialize(repeating: 0, count: max(1, n))
             return p
         }
-        floorW = buffer(count); v = buffer(count); firstMoment = buffer(count); secondMoment = buffer(count)
-        soft = buffer(count); softness = buffer(count); gradient = buffer(count)
+        paddedCount = (count + 7) / 8 * 8
+        floorW = buffer(paddedCount); v = buffer(paddedCount); firstMoment = buffer(paddedCount); secondMoment = buffer(paddedCount)
+        soft = buffer(paddedCount); softness = buffer(paddedCount); gradient = buffer(paddedCount)
+        softDerivative = buffer(paddedCount); softChain = buffer(paddedCount)
+        elementScale = buffer(paddedCount); elementLow = buffer(paddedCount); elementHigh = buffer(paddedCount)
         let ranges = problem.imageRowRanges
         imageCount = ranges.count
         let widest = ranges.map(\.count).max() ?? 1
@@ -182,6 +193,9 @@ final class AdaRoundOptimizer {
         for o in 0..<problem.outputChannels {
             let s = rowScale[o]
             for i in 0..<k {
+                elementScale[o * k + i] = s
+                elementLow[o * k + i] = rowLow[o]
+                elementHigh[o * k + i] = rowHigh[o]
                 let x = problem.weights[o * k + i] / s
                 let f = x.rounded(.down)
                 floorW[o * k + i] = f
@@ -192,7 +206,8 @@ final class AdaRoundOptimizer {
     }
 
     deinit {
-        for p in [floorW, v, firstMoment, secondMoment, soft, softness, gradient, batchPatches, batchTargets, batchOutput] {
+        for p in [floorW, v, firstMoment, secondMoment, soft, softness, softDerivative, softChain, gradient,
+                  elementScale, elementLow, elementHigh, batchPatches, batchTargets, batchOutput] {
             p.deallocate()
         }
         batchRows.deallocate(); imagePermutation.deallocate(); rowPermutation.deallocate()
@@ -244,29 +259,29 @@ final class AdaRoundOptimizer {
         for i in 0..<rows { (batchTargets + i * outputs).update(from: targets + rowList[i] * outputs, count: outputs) }
     }
 
-    /// Soft weights `W~` and `h(V)` from the current `V`.
+    /// Soft weights `W~`, `h(V)`, `dh/dV` and `s * 1[low <= floor + h <= high] * dh/dV` from the
+    /// current `V`, eight weights at a time (buffers are padded to a multiple of 8).
     func computeSoftWeights() {
         let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
-        let k = problem.patchSize
-        for o in 0..<problem.outputChannels {
-            let s = rowScale[o], low = rowLow[o], high = rowHigh[o]
-            let vRow = v + o * k, fRow = floorW + o * k, hRow = softness + o * k, wRow = soft + o * k
-            for i in 0..<k {
-                let sigma = 1 / (1 + adaRoundExp(-vRow[i]))
-                var h = sigma * (zeta - gamma) + gamma
-                h = h < 0 ? 0 : (h > 1 ? 1 : h)
-                hRow[i] = h
-                var u = fRow[i] + h
-                u = u < low ? low : (u > high ? high : u)
-                wRow[i] = s * u
-            }
+        let zero = F8(repeating: 0), one = F8(repeating: 1)
+        for i in stride(from: 0, to: paddedCount, by: 8) {
+            let sigma = one / (one + adaRoundExp8(-load8(v + i)))
+            let r = sigma * (zeta - gamma) + gamma
+            let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
+            let derivative = (sigma * (one - sigma) * (zeta - gamma)).replacing(with: 0, where: (r .< 0) .| (r .> 1))
+            let low = load8(elementLow + i), high = load8(elementHigh + i), scale = load8(elementScale + i)
+            let u = load8(floorW + i) + h
+            let clamped = u.replacing(with: low, where: u .< low).replacing(with: high, where: u .> high)
+            store8(h, softness + i)
+            store8(derivative, softDerivative + i)
+            store8(scale * clamped, soft + i)
+            store8((scale * derivative).replacing(with: 0, where: (u .< low) .| (u .> high)), softChain + i)
         }
     }
 
     /// Loss of the minibatch in the batch buffers (`rows` rows) and, in `gradient`, its
-    /// derivative with respect to `V`. Returns (reconstruction, regulariser) losses.
-    /// With `measure` false the losses are not accumulated (they are returned as 0), which keeps
-    /// the loops free of reductions.
+    /// derivative with respect to `V`. Returns (reconstruction, regulariser) losses; with
+    /// `measure` false they are not accumulated (returned as 0).
     @discardableResult
     func lossAndGradient(rows: Int, beta: Float?, measure: Bool = true) -> (reconstruction: Double, regulariser: Double) {
         let k = problem.patchSize, outputs = problem.outputChannels
@@ -293,9 +308,7 @@ final class AdaRoundOptimizer {
             case .none:
                 for r in 0..<rows {
                     let out = batchOutput + r * outputs, target = batchTargets + r * outputs
-                    for o in 0..<outputs {
-                        out[o] = scale * (out[o] + bias[o] - target[o])
-                    }
+                    for o in 0..<outputs { out[o] = scale * (out[o] + bias[o] - target[o]) }
                 }
             case .relu:
                 for r in 0..<rows {
@@ -320,43 +333,33 @@ final class AdaRoundOptimizer {
         AdaRoundAlgebra.weightGradient(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
                                        patches: batchPatches, groupStride: maxBatchRows * k,
                                        diff: batchOutput, gradient: gradient)
-        // Chain rule to V, fused with the regulariser.
-        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
+        // Chain rule to V: dL/dV = dL/dW~ * s * 1[in grid] * dh/dV + lambda * dR/dh * dh/dV, with
+        // dR/dh = d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1).
         let lambda = options.regularization
         var regulariser: Float = 0
-        for o in 0..<outputs {
-            let s = rowScale[o], low = rowLow[o], high = rowHigh[o]
-            let vRow = v + o * k, fRow = floorW + o * k, hRow = softness + o * k, gRow = gradient + o * k
-            if let beta {
-                if measure {
-                    for i in 0..<k {
-                        let a = 2 * hRow[i] - 1
-                        let magnitude = a < 0 ? -a : a
-                        regulariser += 1 - (magnitude > 1e-30 ? adaRoundExp(beta * adaRoundLog(magnitude)) : 0)
-                    }
-                }
-                for i in 0..<k {
-                    let h = hRow[i]
-                    let u = fRow[i] + h
-                    var g = (u >= low && u <= high) ? gRow[i] * s : 0
-                    let a = 2 * h - 1
+        if let beta {
+            let tiny = F8(repeating: 1e-30), floorLog = F8(repeating: -100)
+            let factor = -2 * beta * lambda
+            for i in stride(from: 0, to: paddedCount, by: 8) {
+                let a = load8(softness + i) * 2 - 1
+                let magnitude = a.replacing(with: -a, where: a .< 0)
+                let small = magnitude .< tiny
+                let logarithm = adaRoundLog8(magnitude.replacing(with: 1, where: small)).replacing(with: floorLog, where: small)
+                let power = adaRoundExp8(logarithm * (beta - 1))
+                let sign = F8(repeating: 1).replacing(with: -1, where: a .< 0)
+                let g = load8(gradient + i) * load8(softChain + i) + factor * power * sign * load8(softDerivative + i)
+                store8(g, gradient + i)
+            }
+            if measure {
+                for i in 0..<count {
+                    let a = 2 * softness[i] - 1
                     let magnitude = a < 0 ? -a : a
-                    let logMagnitude = magnitude > 1e-30 ? adaRoundLog(magnitude) : -100
-                    let powerBelow = adaRoundExp((beta - 1) * logMagnitude)
-                    // d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1)
-                    g += lambda * -2 * beta * powerBelow * (a < 0 ? -1 : 1)
-                    let sigma = 1 / (1 + adaRoundExp(-vRow[i]))
-                    let r = sigma * (zeta - gamma) + gamma
-                    gRow[i] = (r >= 0 && r <= 1) ? g * (zeta - gamma) * sigma * (1 - sigma) : 0
+                    regulariser += 1 - (magnitude > 1e-30 ? adaRoundExp(beta * adaRoundLog(magnitude)) : 0)
                 }
-            } else {
-                for i in 0..<k {
-                    let u = fRow[i] + hRow[i]
-                    let g = (u >= low && u <= high) ? gRow[i] * s : 0
-                    let sigma = 1 / (1 + adaRoundExp(-vRow[i]))
-                    let r = sigma * (zeta - gamma) + gamma
-                    gRow[i] = (r >= 0 && r <= 1) ? g * (zeta - gamma) * sigma * (1 - sigma) : 0
-                }
+            }
+        } else {
+            for i in stride(from: 0, to: paddedCount, by: 8) {
+                store8(load8(gradient + i) * load8(softChain + i), gradient + i)
             }
         }
         return (Double(reconstruction) / Double(max(1, rows)), Double(lambda) * Double(regulariser))
@@ -370,14 +373,14 @@ final class AdaRoundOptimizer {
         let correction1 = 1 - Float(pow(Double(beta1), Double(step)))
         let correction2 = 1 - Float(pow(Double(beta2), Double(step)))
         let stepSize = options.learningRate / correction1
-        let root2 = correction2.squareRoot()
-        for i in 0..<count {
-            let g = gradient[i]
-            let m = beta1 * firstMoment[i] + (1 - beta1) * g
-            let s = beta2 * secondMoment[i] + (1 - beta2) * g * g
-            firstMoment[i] = m
-            secondMoment[i] = s
-            v[i] -= stepSize * m / (s.squareRoot() / root2 + epsilon)
+        let inverseRoot2 = 1 / correction2.squareRoot()
+        for i in stride(from: 0, to: paddedCount, by: 8) {
+            let g = load8(gradient + i)
+            let m = load8(firstMoment + i) * beta1 + g * (1 - beta1)
+            let s = load8(secondMoment + i) * beta2 + g * g * (1 - beta2)
+            store8(m, firstMoment + i)
+            store8(s, secondMoment + i)
+            store8(load8(v + i) - stepSize * m / (s.squareRoot() * inverseRoot2 + epsilon), v + i)
         }
     }
 
@@ -442,6 +445,11 @@ extension AdaRound {
         let clock = ContinuousClock()
         let start = clock.now
         let optimizer = try AdaRoundOptimizer(problem: problem, encodings: encodings, options: options)
+        // The per-iteration GEMMs are small: OpenBLAS's thread hand-off costs more than it saves
+        // (and much more on a loaded machine), so they run on one thread; restored afterwards.
+        let singleThreaded = optimizer.maxBatchRows * problem.outputChannels * problem.patchSize < (1 << 22)
+        if singleThreaded { openblas_set_num_threads(1) }
+        defer { if singleThreaded { openblas_set_num_threads(Int32(EngineThreads.count)) } }
         let smallest = encodings.map(\.bitWidth).min() ?? 8
         let iterations = options.iterations ?? AdaRoundOptions.defaultIterations(bitWidth: smallest)
         try optimizer.run(iterations: iterations, job: job, phase: "AdaRound", detail: detail)
@@ -458,6 +466,55 @@ extension AdaRound {
 }
 
 // MARK: Vectorisable exp and log
+
+typealias F8 = SIMD8<Float>
+
+@inline(__always)
+func load8(_ pointer: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(pointer).loadUnaligned(as: F8.self) }
+
+@inline(__always)
+func load8(_ pointer: UnsafeMutablePointer<Float>) -> F8 { UnsafeRawPointer(pointer).loadUnaligned(as: F8.self) }
+
+@inline(__always)
+func store8(_ value: F8, _ pointer: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: F8.self) }
+
+/// `adaRoundExp` on eight lanes.
+@inline(__always)
+func adaRoundExp8(_ x: F8) -> F8 {
+    let clamped = x.replacing(with: -87, where: x .< -87).replacing(with: 88, where: x .> 88)
+    let magic: Float = 12_582_912
+    let shifted = clamped * 1.442_695_04 + magic
+    let n = shifted - magic
+    let r = (clamped - n * 0.693_359_375) + n * 2.121_944_4e-4
+    var p = F8(repeating: 1.0 / 720)
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let exponent = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- Int32(bitPattern: magic.bitPattern)
+    return p * unsafeBitCast((exponent &+ 127) &<< 23, to: F8.self)
+}
+
+/// `adaRoundLog` on eight lanes (positive normal inputs).
+@inline(__always)
+func adaRoundLog8(_ x: F8) -> F8 {
+    let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+    var exponent = ((bits &>> 23) & 0xFF) &- 127
+    var mantissa = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F80_0000, to: F8.self)
+    let large = mantissa .> 1.414_213_5
+    mantissa.replace(with: mantissa * 0.5, where: large)
+    exponent.replace(with: exponent &+ 1, where: large)
+    let t = (mantissa - 1) / (mantissa + 1)
+    let t2 = t * t
+    var series = F8(repeating: 1.0 / 9)
+    series = series * t2 + 1.0 / 7
+    series = series * t2 + 1.0 / 5
+    series = series * t2 + 1.0 / 3
+    series = series * t2 + 1
+    return 2 * t * series + F8(exponent) * 0.693_147_18
+}
 
 /// `e^x` without a library call so loops using it vectorise: `x = n ln2 + r`, `e^r` by a
 /// degree-6 polynomial (relative error about 1e-7 on |r| <= ln2/2), `2^n` in exponent bits.
