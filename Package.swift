@@ -42,6 +42,7 @@ let package = Package(
         .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleSession"]),
         // Workbench terminal backend: the only ncurses user.
         .target(name: "WhittleTerminal", dependencies: ["WhittleTUI", "CNCursesW"]),
+        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "WhittleEngine", "WhittleIO"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
