@@ -33,7 +33,7 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
         // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
-        .target(name: "WhittleQuant", dependencies: ["WhittleEngine", "WhittleIO"]),
+        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "WhittleEngine", "WhittleIO"]),
         // Session profiles, background jobs, snapshot comparison and the HTML report.
         .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
         // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
@@ -42,7 +42,6 @@ let package = Package(
         .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleSession"]),
         // Workbench terminal backend: the only ncurses user.
         .target(name: "WhittleTerminal", dependencies: ["WhittleTUI", "CNCursesW"]),
-        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "WhittleEngine", "WhittleIO"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
