@@ -128,6 +128,24 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
     var float: [String] = []
 
+    @Flag(name: .long, help: "Cross-layer equalization (ReLU6 becomes ReLU) with high-bias absorption.")
+    var cle = false
+
+    @Flag(name: .long, help: "Empirical bias correction on calibration data.")
+    var biasCorrection = false
+
+    @Flag(name: .long, help: "AdaRound: learn each weight's rounding on calibration data.")
+    var adaround = false
+
+    @Option(name: .long, help: "AdaRound iterations per layer (default: 10000 at 8 bits, 15000 below).")
+    var adaroundIterations: Int?
+
+    @Flag(name: .long, help: "Sequential MSE search of weight encodings.")
+    var seqMse = false
+
+    @Flag(name: .long, help: "No techniques at all (BatchNorm folding and calibration only), instead of the default recipe.")
+    var plain = false
+
     @Option(name: .long, help: "Use only the first N calibration samples.")
     var calibrationSamples: Int?
 
@@ -143,9 +161,27 @@ struct RecipeOptions: ParsableArguments {
             }
             overrides[parts[0]] = value
         }
-        let recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
+        let explicit = cle || biasCorrection || adaround || seqMse
+        if plain && explicit {
+            throw WhittleError(.invalidArgument, "--plain", "cannot be combined with --cle, --bias-correction, --adaround or --seq-mse")
+        }
+        var recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
                                         bitOverrides: overrides, disabled: Set(float), batchSize: batch)
+        if explicit {
+            recipe.crossLayerEqualization = cle
+            recipe.biasCorrection = biasCorrection
+            recipe.adaRound = adaround
+            recipe.sequentialMSE = seqMse
+        } else if !plain {
+            recipe.applyDefaultTechniques()
+        }
+        if let adaroundIterations {
+            guard adaroundIterations >= 1 else {
+                throw WhittleError(.invalidArgument, "--adaround-iterations", "must be at least 1, got \(adaroundIterations)")
+            }
+            recipe.adaRoundIterations = adaroundIterations
+        }
         try recipe.validate()
         return recipe
     }

@@ -4,6 +4,11 @@ import WhittleEngine
 /// report.
 public struct QuantizationReport: Sendable, Equatable {
     public var foldedBatchNorms: Int = 0
+    public var equalizedSets: Int = 0
+    /// ReLU6 (Clip) nodes that cross-layer equalization turned into Relu.
+    public var replacedActivations: [String] = []
+    public var correctedBiases: Int = 0
+    public var roundedLayers: Int = 0
     public var steps: [String] = []
     public var seconds: [String: Double] = [:]
 }
@@ -26,10 +31,20 @@ public enum PostTrainingQuantization {
             return value
         }
 
-        // 1. BatchNorm folding (AIMET folds before quantizing; tensor names are kept).
-        let folded = try timed("fold batchnorm") { try BatchNormFolding.fold(input, preserving: []) }
-        report.foldedBatchNorms = folded.folds.count
-        let graph = folded.graph
+        // 1. BatchNorm folding (AIMET folds before quantizing; tensor names are kept), and
+        //    cross-layer equalization with high-bias absorption (which folds BatchNorm itself).
+        var graph: Graph
+        if recipe.crossLayerEqualization {
+            let equalized = try timed("cross-layer equalization") { try CrossLayerEqualization.apply(input) }
+            report.foldedBatchNorms = equalized.report.batchNormFolds.backward.count + equalized.report.batchNormFolds.forward.count
+            report.equalizedSets = equalized.report.sets.count
+            report.replacedActivations = equalized.report.replacedActivations
+            graph = equalized.graph
+        } else {
+            let folded = try timed("fold batchnorm") { try BatchNormFolding.fold(input, preserving: []) }
+            report.foldedBatchNorms = folded.folds.count
+            graph = folded.graph
+        }
 
         // 2. Quantizer placement from the config, with per-layer overrides.
         let config = try recipe.loadConfig()
@@ -39,16 +54,72 @@ public enum PostTrainingQuantization {
         try applyOverrides(recipe, graph: graph, placement: &placement)
         try job.checkCancellation("quantization")
 
-        // 3. Weight encodings (min-max, per tensor or per channel).
-        var model = QuantizedModel(graph: graph, placement: placement)
-        model.encodings = try timed("weight encodings") { try Calibration.paramEncodings(graph: graph, placement: placement) }
+        // 3. Weight encodings: min-max, or searched layer by layer (Sequential MSE).
+        var encodings = try timed("weight encodings") { try Calibration.paramEncodings(graph: graph, placement: placement) }
+        let weightEncodings = encodings.filter { placement.quantizers[$0.key]?.paramType == "weight" }
+        if recipe.sequentialMSE {
+            let searched = try timed("sequential MSE") {
+                try SeqMse.apply(graph: graph, weightEncodings: weightEncodings, data: calibration, job: job)
+            }
+            encodings.merge(searched.encodings) { _, new in new }
+        }
 
-        // 4. Activation encodings from data.
+        // 4. Bias correction (empirical, weights quantized as simulated; before AdaRound, whose
+        //    rounding would otherwise hide the error it corrects).
+        if recipe.biasCorrection {
+            let quantizer = weightQuantizer(encodings)
+            let corrected = try timed("bias correction") {
+                try BiasCorrection.empirical(graph: graph, data: subset(calibration, samples: recipe.biasCorrectionSamples),
+                                             batchSize: recipe.batchSize, context: job, weightQuantizer: quantizer)
+            }
+            report.correctedBiases = corrected.report.corrected.count
+            graph = corrected.graph
+        }
+
+        // 5. AdaRound: weights rounded up or down to fit the float outputs.
+        if recipe.adaRound {
+            let finalWeights = encodings.filter { placement.quantizers[$0.key]?.paramType == "weight" }
+            let rounded = try timed("adaround") {
+                try AdaRound.apply(graph: graph, weightEncodings: finalWeights, data: calibration,
+                                   options: AdaRoundOptions(iterations: recipe.adaRoundIterations), job: job)
+            }
+            report.roundedLayers = rounded.layers.count
+            graph = rounded.graph
+        }
+
+        // 6. Activation encodings from data.
+        var model = QuantizedModel(graph: graph, placement: placement, encodings: encodings)
         model = try timed("calibrate (\(recipe.scheme))") {
             try Calibration.calibrateActivations(model, scheme: recipe.scheme, inputs: calibration,
                                                  batchSize: recipe.batchSize, job: job)
         }
         return (model, report)
+    }
+
+    /// Quantize-dequantize of a layer's weights with the encoding computed for them.
+    static func weightQuantizer(_ encodings: [String: TensorEncoding]) -> WeightQuantizer {
+        { node, weights in
+            guard node.inputs.count > 1, let encoding = encodings[node.inputs[1]] else { return weights }
+            var values = weights.floats
+            do throws(QuantizationError) {
+                let quantizer = try TensorQuantizer(encoding: encoding, shape: weights.shape)
+                try values.withUnsafeMutableBufferPointer { buffer throws(QuantizationError) in try quantizer.quantizeDequantize(buffer) }
+            } catch {
+                throw error.whittleError(subject: "weights of '\(node.name)'")
+            }
+            return Tensor(shape: weights.shape, floats: values, elementType: weights.elementType)
+        }
+    }
+
+    /// The first `samples` samples of every input.
+    static func subset(_ inputs: [String: Tensor], samples: Int) -> [String: Tensor] {
+        inputs.mapValues { tensor in
+            guard let count = tensor.shape.first, count > samples else { return tensor }
+            let row = tensor.count / max(1, count)
+            var shape = tensor.shape
+            shape[0] = samples
+            return Tensor(shape: shape, floats: Array(tensor.floats.prefix(samples * row)), elementType: tensor.elementType)
+        }
     }
 
     /// Applies the recipe's bit overrides and disabled tensors. A name may be a tensor or a

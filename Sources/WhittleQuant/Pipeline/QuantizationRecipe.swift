@@ -21,6 +21,10 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
     public var disabled: Set<String>
     /// Samples per calibration batch.
     public var batchSize: Int
+    /// Calibration samples used by bias correction (one pass per corrected layer).
+    public var biasCorrectionSamples: Int = 64
+    /// AdaRound iterations per layer (nil: AIMET's default, 10k at 8 bits and above, 15k below).
+    public var adaRoundIterations: Int?
 
     public init(config: String = "default", scheme: CalibrationScheme = .minMax, weightBits: Int = 8, activationBits: Int = 8,
                 perChannel: Bool? = nil, crossLayerEqualization: Bool = false, biasCorrection: Bool = false,
@@ -38,6 +42,14 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
         self.bitOverrides = bitOverrides
         self.disabled = disabled
         self.batchSize = batchSize
+    }
+
+    /// The techniques `whittle quantize` applies when none is asked for: the best general recipe
+    /// measured on the sample and real models (see the README's quantization table).
+    public mutating func applyDefaultTechniques() {
+        biasCorrection = true
+        if perChannel == nil { perChannel = true }
+        adaRound = weightBits < 8
     }
 
     /// Checks bit widths and batch size; errors name the setting.
