@@ -121,7 +121,9 @@ public struct AdaRoundLayerProblem: Sendable {
 /// products through OpenBLAS, with a direct loop for depthwise-like groups (one output channel
 /// and a short patch per group, where a BLAS call per group would cost more than the work).
 enum AdaRoundAlgebra {
-    /// Whether grouped products use the direct loop.
+    /// Whether grouped products use the direct loop. The loop runs on one thread unless a call
+    /// holds more than about 2^17 multiply-adds per thread (a minibatch never does; thread
+    /// hand-offs would cost more than the work).
     static func usesDirectLoop(groups: Int, channelsPerGroup: Int, patchSize: Int) -> Bool {
         groups > 1 && channelsPerGroup * patchSize <= 64
     }
@@ -133,7 +135,7 @@ enum AdaRoundAlgebra {
                         weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let outputs = groups * channelsPerGroup
         if usesDirectLoop(groups: groups, channelsPerGroup: channelsPerGroup, patchSize: patchSize) {
-            parallelFor(groups, grain: max(1, 4096 / max(1, rows * patchSize))) { g in
+            parallelFor(groups, grain: max(1, (1 << 17) / max(1, rows * patchSize * channelsPerGroup))) { g in
                 let p = patches + g * groupStride
                 for j in 0..<channelsPerGroup {
                     let o = g * channelsPerGroup + j
@@ -163,7 +165,7 @@ enum AdaRoundAlgebra {
                                diff: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) {
         let outputs = groups * channelsPerGroup
         if usesDirectLoop(groups: groups, channelsPerGroup: channelsPerGroup, patchSize: patchSize) {
-            parallelFor(groups, grain: max(1, 4096 / max(1, rows * patchSize))) { g in
+            parallelFor(groups, grain: max(1, (1 << 17) / max(1, rows * patchSize * channelsPerGroup))) { g in
                 let p = patches + g * groupStride
                 for j in 0..<channelsPerGroup {
                     let o = g * channelsPerGroup + j
