@@ -122,7 +122,7 @@ struct RecipeOptions: ParsableArguments {
           help: "Per-channel weight encodings (default: as the config says).")
     var perChannel: Bool?
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Bit width per layer or tensor: NAME=BITS ...")
+    @Option(name: .long, parsing: .upToNextOption, help: "Bit width per layer or tensor: NAME=BITS ... (op:TYPE=BITS for the outputs of every TYPE node, e.g. op:Add=16)")
     var bits: [String] = []
 
     @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")

@@ -127,6 +127,15 @@ public enum PostTrainingQuantization {
     static func applyOverrides(_ recipe: QuantizationRecipe, graph: Graph, placement: inout QuantizerPlacement) throws {
         func targets(_ name: String) throws -> [String] {
             if placement.quantizers[name] != nil { return [name] }
+            // `op:TYPE` stands for the outputs of every node of that op type.
+            if name.hasPrefix("op:") {
+                let opType = String(name.dropFirst(3))
+                let tensors = graph.nodes.filter { $0.opType == opType }.flatMap(\.outputs).filter { placement.quantizers[$0] != nil }
+                guard !tensors.isEmpty else {
+                    throw WhittleError(.invalidArgument, "'\(name)'", "no \(opType) node of the model has a quantized output")
+                }
+                return tensors
+            }
             if let node = graph.nodes.first(where: { $0.name == name }) {
                 let tensors = (node.inputs.filter { placement.quantizers[$0]?.role == .param && placement.quantizers[$0]?.paramType == "weight" }
                                + node.outputs.filter { placement.quantizers[$0] != nil })
