@@ -59,7 +59,7 @@ for _ in 1 2 3 4 5; do
   lat="$lat $(latency Down)"
   lat="$lat $(latency Up)"
 done
-wait_long "layers compressed" 180
+wait_long "exact" 180
 screen | grep -q "failed" && fail "auto-select failed"
 keys s;  wait_for "snapshot name"; keys Enter; wait_for "snapshot 'snapshot-1' taken"
 keys Left; keys s; wait_for "snapshot name"; keys BSpace; keys -l "b"; keys Enter; wait_for "snapshot 'snapshot-b' taken"
@@ -103,5 +103,5 @@ wait_for "EXIT="
 screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
-busy=$(awk '$1 == "frame" && $7 > 0 { n++; s += $3 + $5; if ($3 + $5 > m) m = $3 + $5 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
+busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
 echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy)"
