@@ -72,6 +72,8 @@ keys 3;  for _ in 1 2 3 4 5 6 7 8 9 10 11; do keys Right; done
 keys 1;  keys :; keys -l "export onnx $WORK/float.onnx"; keys Enter; wait_for "wrote onnx"
 keys :;  keys -l "export encodings $WORK/model.encodings"; keys Enter; wait_long "wrote encodings" 60
 keys :;  keys -l "export report $WORK/report.html"; keys Enter; wait_long "wrote report" 60
+keys 4;  keys :; keys -l "quantize"; keys Enter; wait_long "sqnr: top-1" 60
+screen > "$WORK/quant-screen.txt"
 keys C-l
 keys q;  wait_for "EXIT=0"
 screen | grep -q "BEFORE" || fail "the shell screen was not restored after quit"
@@ -104,4 +106,5 @@ screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
 busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
+cat "$WORK/quant-screen.txt" >&2
 echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy)"

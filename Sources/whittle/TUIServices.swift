@@ -200,8 +200,10 @@ enum WorkbenchWiring {
         }
         // A layer whose own output is not quantized (a Conv followed by a fused Relu) takes
         // the SQNR of the first quantized tensor downstream of it through single consumers.
+        // The walk follows the workbench's (original) graph: folded BatchNorms and split
+        // layers keep their output names in the quantized graph.
         var consumers: [String: [Node]] = [:]
-        for node in quantized.graph.nodes {
+        for node in graph.nodes {
             for input in node.inputs where !input.isEmpty { consumers[input, default: []].append(node) }
         }
         var layers: [String: LayerMetrics] = [:]
@@ -209,7 +211,7 @@ enum WorkbenchWiring {
             var sqnr = byProducer[layer.name]
             var tensor = layer.outputs.first
             var hops = 0
-            while sqnr == nil, let current = tensor, hops < 3 {
+            while sqnr == nil, let current = tensor, hops < 4 {
                 if let value = byTensor[current] { sqnr = value; break }
                 guard let next = consumers[current], next.count == 1 else { break }
                 tensor = next[0].outputs.first
