@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end check of the workbench in a real terminal (tmux): opens the bundled sample,
-# moves through the panels, moves a slider, takes two snapshots, saves a profile, exports
-# ONNX, quits, and checks that the files exist and the terminal was restored.
+# moves through the panels, moves a slider, runs auto-select (greedy search on 32 evaluation
+# samples) while measuring keypress-to-frame, takes two snapshots, saves a profile, exports
+# encodings, an HTML report and ONNX, quits, and checks the files and that the terminal was
+# restored.
 # Usage: Scripts/check-tui.sh [path/to/whittle]
 set -euo pipefail
 BIN=$(realpath "${1:-.build/release/whittle}")
@@ -21,15 +23,44 @@ wait_for() {
   fail "timed out waiting for: $1"
 }
 keys() { tmux send-keys -t "$SESSION" "$@"; }
+# Waits until the screen shows $1, up to $2 seconds.
+wait_long() {
+  for _ in $(seq 1 $(( $2 * 10 ))); do
+    if screen | grep -qF -- "$1"; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out after $2 s waiting for: $1"
+}
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# Sends key $1 and prints the milliseconds until the screen changes (tmux round trip included).
+latency() {
+  local before after start
+  before=$(screen); start=$(now_ms)
+  keys "$1"
+  for _ in $(seq 1 2000); do
+    after=$(screen)
+    [ "$after" != "$before" ] && { echo $(( $(now_ms) - start )); return 0; }
+  done
+  echo -1
+}
 
 cp "$ROOT"/SampleModels/digits-cnn.onnx "$WORK"/model.onnx
 tmux new-session -d -s "$SESSION" -x 120 -y 36 \
-  "cd '$WORK' && printf 'BEFORE\n' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_TUI_TIMING='$WORK/timing.log' TERM=xterm-256color '$BIN' tui model.onnx --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json'; echo \"EXIT=\$?\"; sleep 30"
+  "cd '$WORK' && printf 'BEFORE\n' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_TUI_TIMING='$WORK/timing.log' TERM=xterm-256color '$BIN' tui model.onnx --eval-samples 32 --cache-dir '$WORK/cache' --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json'; echo \"EXIT=\$?\"; sleep 30"
 wait_for "1 Layers"
 wait_for "conv1"
 keys 2;  wait_for "weights"
 wait_for "activations  "
 keys 3;  wait_for "target MAC ratio"; keys Down; keys Left; keys Left; wait_for "0.9"
+keys a;  wait_for "auto-select running"
+lat=""
+for _ in 1 2 3 4 5; do
+  screen | grep -qF "auto-select running" || break
+  lat="$lat $(latency Down)"
+  lat="$lat $(latency Up)"
+done
+wait_long "exact" 180
+screen | grep -q "failed" && fail "auto-select failed"
 keys s;  wait_for "snapshot name"; keys Enter; wait_for "snapshot 'snapshot-1' taken"
 keys Left; keys s; wait_for "snapshot name"; keys BSpace; keys -l "b"; keys Enter; wait_for "snapshot 'snapshot-b' taken"
 keys 5;  wait_for "2 snapshots"
@@ -39,12 +70,21 @@ keys ?;  wait_for "Keys · Jobs"; keys Escape
 keys :;  wait_for "Command"; keys -l "save"; keys Enter; wait_for "saved session profile"
 keys 3;  for _ in 1 2 3 4 5 6 7 8 9 10 11; do keys Right; done
 keys 1;  keys :; keys -l "export onnx $WORK/float.onnx"; keys Enter; wait_for "wrote onnx"
+keys :;  keys -l "export encodings $WORK/model.encodings"; keys Enter; wait_long "wrote encodings" 60
+keys :;  keys -l "export report $WORK/report.html"; keys Enter; wait_long "wrote report" 60
+keys 4;  keys :; keys -l "quantize"; keys Enter; wait_long "sqnr: top-1" 60
+screen > "$WORK/quant-screen.txt"
 keys C-l
 keys q;  wait_for "EXIT=0"
 screen | grep -q "BEFORE" || fail "the shell screen was not restored after quit"
 screen | grep -q "1 Layers" && fail "the workbench is still on screen after quit"
 [ -s "$WORK/float.onnx" ] || fail "export onnx wrote nothing"
 [ -s "$WORK/session.json" ] || fail "no session profile"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["activation_encodings"] and d["param_encodings"]' "$WORK/model.encodings" \
+  || fail "the encodings file does not parse or has no encodings"
+grep -q "<svg" "$WORK/report.html" || fail "the report has no <svg> chart"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["compression"]["ratios"]; assert r and min(r.values()) < 1, r' "$WORK/session.json" \
+  || fail "auto-select left no ratios in the profile"
 grep -q '"snapshot-b"' "$WORK/session.json" || fail "profile lacks the second snapshot"
 grep -q '"snapshot-1"' "$WORK/session.json" || fail "profile lacks the first snapshot"
 # Resume: the profile opens again with its snapshots.
@@ -65,4 +105,6 @@ wait_for "EXIT="
 screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
-echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames)"
+busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
+cat "$WORK/quant-screen.txt" >&2
+echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy)"

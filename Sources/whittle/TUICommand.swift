@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WhittleCompress
 import WhittleIO
 import WhittleQuant
 import WhittleSession
@@ -44,14 +45,27 @@ struct TUI: ParsableCommand {
     @Option(name: .long, help: "Folder holding the bundled sample models.")
     var samples: String?
 
+    @Option(name: .customLong("eval-samples"), help: "Samples the auto-select search scores each candidate on.")
+    var evalSamples = WorkbenchWiring.defaultSearchSamples
+
+    @Option(name: .customLong("cache-dir"), help: "Score cache directory for auto-select (default: $XDG_CACHE_HOME/whittle/scores or ~/.cache/whittle/scores).")
+    var cacheDir: String?
+
+    @Flag(name: .customLong("no-cache"), help: "Neither read nor write the auto-select score cache.")
+    var noCache = false
+
     func run() throws {
         try reportingErrors {
+            guard evalSamples >= 1 else {
+                throw WhittleError(.invalidArgument, "--eval-samples", "must be at least 1, got \(evalSamples)")
+            }
             guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
                 throw WhittleError(.invalidArgument, "tui", "needs a terminal (standard input and output must be a tty)")
             }
             let launch = try WorkbenchLaunch.prepare(
                 model: model, data: data, evalData: evalData, profile: profile, theme: theme, samples: samples,
-                options: DisplayOptions(unicode: !noUnicode, mouse: !noMouse))
+                options: DisplayOptions(unicode: !noUnicode, mouse: !noMouse), searchSamples: evalSamples,
+                cache: noCache ? nil : ScoreCache(directory: cacheDir.map { URL(fileURLWithPath: $0) } ?? ScoreCache.defaultDirectory()))
             let options = TerminalOptions(noColor: noColor, noUnicode: noUnicode, noMouse: noMouse,
                                           timingLog: ProcessInfo.processInfo.environment["WHITTLE_TUI_TIMING"],
                                           processStart: StartupClock.start)
@@ -72,7 +86,8 @@ struct WorkbenchLaunch {
     var themes: ThemeCatalog
 
     static func prepare(model: String?, data: String?, evalData: String?, profile: String?, theme: String?, samples: String?,
-                        options: DisplayOptions) throws -> WorkbenchLaunch {
+                        options: DisplayOptions, searchSamples: Int = WorkbenchWiring.defaultSearchSamples,
+                        cache: ScoreCache? = nil) throws -> WorkbenchLaunch {
         var session: Session
         var notes: [String] = []
         if let profile, FileManager.default.fileExists(atPath: profile) || FileManager.default.fileExists(atPath: SessionProfile.autosaveURL(for: URL(fileURLWithPath: profile)).path) {
@@ -109,7 +124,8 @@ struct WorkbenchLaunch {
         notes += themes.problems
         if themes.theme(named: "dark") == nil { themes = ThemeCatalog() }
 
-        let services = WorkbenchServices.live(graph: graph, model: summary, evaluation: evaluation, calibration: calibration)
+        let services = WorkbenchWiring.services(graph: graph, model: summary, evaluation: evaluation, calibration: calibration,
+                                                searchSamples: searchSamples, cache: cache)
         var state = WorkbenchState(session: session, model: summary, themeName: themeName.lowercased(), themeNames: themes.names,
                                    options: options, capabilities: services.capabilities,
                                    configPresets: ["default", "default-per-channel", "htp-v68", "htp-v69", "htp-v73", "htp-v75"],
