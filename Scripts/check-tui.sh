@@ -106,5 +106,4 @@ screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
 busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
-cat "$WORK/quant-screen.txt" >&2
 echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy)"
