@@ -62,8 +62,9 @@ public struct CompressionOptions: Sendable {
     public var reconstructionInputs: [String: Tensor]?
     /// Batch size for collecting activations during reconstruction.
     public var batchSize: Int = 32
-    /// With reconstruction inputs, also refit the second factor of every SVD split by least
-    /// squares against the original layer's output (helps when errors compound).
+    /// With reconstruction inputs, truncate every SVD split in the input-whitened space (see
+    /// `SVDWhitening`: best rank-k for the layer's output on that data, not for its weight)
+    /// and refit its second factor by least squares against the original layer's output.
     public var reconstructSVD: Bool = true
 
     public init(rankMultiplicity: Int = 1, reconstructionInputs: [String: Tensor]? = nil, batchSize: Int = 32,

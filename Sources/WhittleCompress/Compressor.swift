@@ -143,7 +143,10 @@ public enum Compressor {
                     ratio: choice.ratio, originalMACs: macsBefore, perRank: perRank, maxRank: maxRank,
                     multiplicity: options.rankMultiplicity)
                 if choice.ratio < 1 {
-                    newNodes = try SVDSplitting.splitConv(&editor, layer: conv, technique: choice.technique, rank: kept)
+                    let whitening = try estimateWhitening(current, node: conv.node, options: options, job: job,
+                                                          patch: choice.technique == .weightSVD ? .pixel(conv) : .vertical(conv))
+                    newNodes = try SVDSplitting.splitConv(&editor, layer: conv, technique: choice.technique, rank: kept,
+                                                          whitening: whitening)
                     refitNode = options.reconstructSVD ? newNodes.last : nil
                 }
             case .gemmSVD(let gemm):
@@ -153,7 +156,10 @@ public enum Compressor {
                     ratio: choice.ratio, originalMACs: macsBefore, perRank: perRank, maxRank: maxRank,
                     multiplicity: options.rankMultiplicity)
                 if choice.ratio < 1 {
-                    newNodes = try SVDSplitting.splitGemm(&editor, layer: gemm, technique: choice.technique, rank: kept)
+                    let whitening = try estimateWhitening(current, node: gemm.node, options: options, job: job,
+                                                          patch: .features(gemm.inFeatures))
+                    newNodes = try SVDSplitting.splitGemm(&editor, layer: gemm, technique: choice.technique, rank: kept,
+                                                          whitening: whitening)
                     refitNode = options.reconstructSVD ? newNodes.last : nil
                 }
             case .prune(let conv, let actions):
@@ -190,6 +196,17 @@ public enum Compressor {
             outcomes[index].parametersAfter = outcomes[index].newNodes.reduce(0) { $0 + (finalCosts[$1]?.parameters ?? 0) }
         }
         return CompressionOutcome(graph: current, layers: outcomes, baselineCost: baselineCost, cost: final)
+    }
+
+    /// The input whitening of an SVD split (see `SVDWhitening`), estimated on the reconstruction
+    /// data as the partly compressed model computes the layer's input; nil without data or
+    /// when `options.reconstructSVD` is off (plain truncated SVD).
+    static func estimateWhitening(_ graph: Graph, node: Node, options: CompressionOptions, job: JobContext,
+                                  patch: SVDWhitening.Patch) throws -> SVDWhitening? {
+        guard options.reconstructSVD, let data = options.reconstructionInputs, let source = node.input(0) else { return nil }
+        job.report(phase: "whiten", completed: 0, total: 1, detail: node.name)
+        return try SVDWhitening.estimate(graph: graph, source: source, patch: patch, inputs: data,
+                                         batchSize: options.batchSize, seed: node.name, job: job)
     }
 
     /// Channel pruning's kept input channels for a MAC ratio: AIMET's `max(1, int(C_in · r))`,

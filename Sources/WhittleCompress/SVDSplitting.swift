@@ -44,8 +44,11 @@ enum SVDSplitting {
 
     /// Replaces the Conv by its rank-`rank` split; returns the two new node names. The second
     /// node writes the original output tensor and reads the original bias.
+    ///
+    /// With `whitening` (estimated on the first factor's input patches, see `SVDWhitening`)
+    /// the truncation minimises the output error on that data instead of the weight error.
     static func splitConv(_ editor: inout GraphEditor, layer: ConvLayer, technique: CompressionTechnique,
-                          rank: Int) throws -> [String] {
+                          rank: Int, whitening: SVDWhitening? = nil) throws -> [String] {
         let n = layer.outChannels, m = layer.inChannels
         let (kh, kw) = layer.kernel
         let w = layer.weight.floats
@@ -60,14 +63,13 @@ enum SVDSplitting {
             for o in 0..<n { for c in 0..<m { for i in 0..<kh { for j in 0..<kw {
                 matrix[(c * kh + i) * cols + o * kw + j] = w[((o * m + c) * kh + i) * kw + j]
             } } } }
-            let (u, s, vt) = try LinearAlgebra.svd(matrix, rows: rows, cols: cols)
-            let full = min(rows, cols)
+            let (left, right) = try SVDWhitening.factors(matrix, rows: rows, cols: cols, rank: rank,
+                                                         whitening: whitening, leftPower: 0.5)
             first = [Float](repeating: 0, count: rank * m * kh)
             second = [Float](repeating: 0, count: n * rank * kw)
             for r in 0..<rank {
-                let root = s[r].squareRoot()
-                for c in 0..<m { for i in 0..<kh { first[(r * m + c) * kh + i] = u[(c * kh + i) * full + r] * root } }
-                for o in 0..<n { for j in 0..<kw { second[(o * rank + r) * kw + j] = root * vt[r * cols + o * kw + j] } }
+                for c in 0..<m { for i in 0..<kh { first[(r * m + c) * kh + i] = left[(c * kh + i) * rank + r] } }
+                for o in 0..<n { for j in 0..<kw { second[(o * rank + r) * kw + j] = right[r * cols + o * kw + j] } }
             }
             firstShape = [rank, m, kh, 1]
             secondShape = [n, rank, 1, kw]
@@ -82,13 +84,13 @@ enum SVDSplitting {
             for o in 0..<n { for c in 0..<m { for t in 0..<(kh * kw) {
                 matrix[c * cols + o * kh * kw + t] = w[(o * m + c) * kh * kw + t]
             } } }
-            let (u, s, vt) = try LinearAlgebra.svd(matrix, rows: rows, cols: cols)
-            let full = min(rows, cols)
+            let (left, right) = try SVDWhitening.factors(matrix, rows: rows, cols: cols, rank: rank,
+                                                         whitening: whitening, leftPower: 0)
             first = [Float](repeating: 0, count: rank * m)
             second = [Float](repeating: 0, count: n * rank * kh * kw)
             for r in 0..<rank {
-                for c in 0..<m { first[r * m + c] = u[c * full + r] }
-                for o in 0..<n { for t in 0..<(kh * kw) { second[(o * rank + r) * kh * kw + t] = s[r] * vt[r * cols + o * kh * kw + t] } }
+                for c in 0..<m { first[r * m + c] = left[c * rank + r] }
+                for o in 0..<n { for t in 0..<(kh * kw) { second[(o * rank + r) * kh * kw + t] = right[r * cols + o * kh * kw + t] } }
             }
             firstShape = [rank, m, 1, 1]
             secondShape = [n, rank, kh, kw]
@@ -116,19 +118,12 @@ enum SVDSplitting {
     /// Replaces the Gemm by two Gemms: A · U_k√Σ_k then · √Σ_k V_kᵀ (spatial; weight SVD puts
     /// Σ_k wholly on the second factor, as AIMET does), alpha folded into the factors, the
     /// original C and beta on the second, which writes the original output tensor.
+    /// `whitening` as for `splitConv`, on the Gemm's input features.
     static func splitGemm(_ editor: inout GraphEditor, layer: GemmLayer, technique: CompressionTechnique,
-                          rank: Int) throws -> [String] {
+                          rank: Int, whitening: SVDWhitening? = nil) throws -> [String] {
         let k = layer.inFeatures, n = layer.outFeatures
-        let (u, s, vt) = try LinearAlgebra.svd(layer.weight, rows: k, cols: n)
-        let full = min(k, n)
-        var first = [Float](repeating: 0, count: k * rank)
-        var second = [Float](repeating: 0, count: rank * n)
-        for r in 0..<rank {
-            let left = technique == .weightSVD ? 1 : s[r].squareRoot()
-            let right = technique == .weightSVD ? s[r] : s[r].squareRoot()
-            for row in 0..<k { first[row * rank + r] = u[row * full + r] * left }
-            for column in 0..<n { second[r * n + column] = right * vt[r * n + column] }
-        }
+        let (first, second) = try SVDWhitening.factors(layer.weight, rows: k, cols: n, rank: rank, whitening: whitening,
+                                                       leftPower: technique == .weightSVD ? 0 : 0.5)
         let name = layer.node.name
         let firstName = editor.freshName(name + "_svd_a")
         let secondName = editor.freshName(name + "_svd_b")

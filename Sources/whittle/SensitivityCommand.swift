@@ -76,10 +76,12 @@ struct SelectionOptions: ParsableArguments {
         return (evaluator, dataset)
     }
 
+    /// Every technique gets the evaluation inputs: channel pruning refits the pruned conv,
+    /// SVD truncates in the input-whitened space and refits the second factor. Without data,
+    /// plain SVD ignores the input statistics and can wreck layers whose inputs have dead or
+    /// offset channels (issue 4: EfficientNet-Lite0's `block0.project/Conv`).
     func compressionOptions(_ techniques: [CompressionTechnique], dataset: Dataset) -> CompressionOptions {
-        CompressionOptions(rankMultiplicity: rankMultiplicity,
-                           reconstructionInputs: techniques.contains(.channelPruning) ? dataset.inputs : nil,
-                           batchSize: batch)
+        CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: dataset.inputs, batchSize: batch)
     }
 }
 

@@ -11,8 +11,8 @@ import WhittleIO
 public struct ScoreCache: Sendable {
     public let directory: URL
 
-    /// Bumped when entries computed by an older build must not be reused.
-    public static let formatVersion = 1
+    /// Bumped when entries computed by an older build must not be reused (2: whitened SVD).
+    public static let formatVersion = 2
 
     public init(directory: URL) {
         self.directory = directory
