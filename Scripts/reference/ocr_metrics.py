@@ -3,14 +3,19 @@
 
 Usage: ocr_metrics.py OUTPUTS.npz LABELS.json
 
-OUTPUTS.npz holds the recognizer's [N, T, classes] output (first array); LABELS.json is the
-evaluation set's transcript file from `make models` (texts, character table). Decoding is
-greedy CTC (argmax per step, merge repeats, drop blank), as rapidocr does. Prints JSON.
+OUTPUTS.npz holds the recognizer's [N, T, classes] output (first array), e.g. from
+`whittle run MODEL --encodings E`; LABELS.json is the evaluation set's transcript file from
+`make models` (texts, character table). Decoding and the edit distance are those of
+Scripts/models/reference_eval.py (greedy CTC, as rapidocr does). Prints JSON.
 """
 import json
+import os
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from reference_eval import ctc_greedy, edit_distance  # noqa: E402
 
 
 def main():
@@ -19,23 +24,11 @@ def main():
         meta = json.load(handle)
     archive = np.load(outputs)
     probs = archive[archive.files[0]]
-    character, blank = meta["character"], meta.get("blank_index", 0)
     texts = meta["texts"][: probs.shape[0]]
-    exact, errors, chars = 0, 0, 0
-    for row, truth in zip(probs.argmax(axis=2), texts):
-        keep = np.ones(len(row), bool)
-        keep[1:] = row[1:] != row[:-1]
-        keep &= row != blank
-        text = "".join(character[i] for i in row[keep])
-        exact += text == truth
-        previous = list(range(len(truth) + 1))
-        for i, a in enumerate(text, 1):
-            current = [i]
-            for j, b in enumerate(truth, 1):
-                current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-            previous = current
-        errors += previous[-1]
-        chars += len(truth)
+    predicted = ctc_greedy(probs, meta["character"], blank=meta.get("blank_index", 0))
+    exact = sum(p == t for p, t in zip(predicted, texts))
+    errors = sum(edit_distance(p, t) for p, t in zip(predicted, texts))
+    chars = sum(len(t) for t in texts)
     print(json.dumps({"samples": len(texts), "exact_match": exact / len(texts), "cer": errors / max(1, chars)}))
 
 
