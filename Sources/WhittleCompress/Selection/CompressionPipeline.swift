@@ -158,6 +158,14 @@ public enum CompressionPipeline {
         }
         job.report(phase: "evaluating", completed: 0, total: 1, detail: "compressed model")
         let finalCost = try evaluator.cost(of: graph)
+        if case .target(let target) = request.goal {
+            let reached = Double(request.cost == .macs ? finalCost.totalMACs : finalCost.totalParameters) / Double(max(1, baseCost))
+            if reached > target + GreedySelector.ratioTolerance {
+                throw WhittleError(.invalidArgument, "target \(request.cost.rawValue) ratio \(target)", String(
+                    format: "unreachable with %@: the most compressed selection keeps %.3f of the model's %@ (every eligible layer at its smallest candidate ratio; ineligible and ignored layers stay whole)",
+                    request.scheme.map(\.rawValue).joined(separator: ","), reached, request.cost.rawValue))
+            }
+        }
         let scores = try evaluator.evaluateWhole(graph)
         let report = CompressionReport(
             metric: request.metric, cost: request.cost, baseline: baseline, compressed: scores,
