@@ -66,6 +66,8 @@ keys Left; keys s; wait_for "snapshot name"; keys BSpace; keys -l "b"; keys Ente
 keys 5;  wait_for "2 snapshots"
 keys e;  wait_for "evaluat"
 keys 6;  wait_for "evaluate"
+# Let the evaluation finish first: its result message would replace the save confirmation.
+wait_long "evaluate · top-1" 120
 keys ?;  wait_for "Keys · Jobs"; keys Escape
 keys :;  wait_for "Command"; keys -l "save"; keys Enter; wait_for "saved session profile"
 keys 3;  for _ in 1 2 3 4 5 6 7 8 9 10 11; do keys Right; done
