@@ -132,6 +132,9 @@ expect_ok eval-encodings -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$D
 expect_ok inspect-json -- "$WHITTLE" inspect "$MODEL" --json
 expect_ok eval -- "$WHITTLE" eval "$MODEL" --data "$DATA" --batch 50
 expect_ok run -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/out.npz"
+expect_ok run-tensors -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/tensors.npz" --tensors "relu1, bn1"
+expect_error run-tensors-unknown "no_such_tensor" -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/o.npz" --tensors "relu1,no_such_tensor"
+expect_error run-tensors-empty "no tensor names" -- "$WHITTLE" run "$MODEL" --input "$DATA" --output "$WORK/o.npz" --tensors ","
 expect_ok bench -- "$WHITTLE" bench "$MODEL" --batch 8 --repeats 3
 expect_ok help-run -- "$WHITTLE" run --help
 expect_ok no-arguments -- "$WHITTLE"

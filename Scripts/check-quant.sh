@@ -2,7 +2,9 @@
 # Quantization export checks, model by model: `whittle quantize` writes MODEL.onnx,
 # MODEL.encodings and MODEL.qdq.onnx; the frozen simulation (`whittle run --encodings`) is
 # compared with onnxruntime running the QDQ model (Scripts/reference/check_qdq.py: within one
-# quantization step of the output, encodings names present in MODEL.onnx, onnx.checker), and
+# quantization step of the output, encodings names present in MODEL.onnx, onnx.checker; and
+# layer by layer, Scripts/reference/check_qdq_layers.py: every quantized activation recomputed
+# by onnxruntime from Whittle's own inputs to it is within one step, every value), and
 # the encodings are read back in all three versions. Real models run when the cache exists.
 set -u
 WHITTLE=${1:-.build/release/whittle}
@@ -12,15 +14,24 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 passed=0; failed=0
 
+layers() { # dir stem eval: every quantized activation within one step, layer by layer
+  local out=$1 stem=$2 eval=$3 names
+  names=$("$PY" Scripts/reference/check_qdq_layers.py prepare "$out" "$stem" "$eval" "$out/small.npz" 2) \
+    && "$WHITTLE" run "$out/$stem.onnx" --encodings "$out/$stem.encodings" --input "$out/small.npz" \
+         --tensors "$names" --output "$out/tensors.npz" >/dev/null \
+    && "$PY" Scripts/reference/check_qdq_layers.py check "$out" "$stem" "$out/small.npz" "$out/tensors.npz"
+}
+
 case_() { # name model calib eval [quantize flags...]
   local name=$1 model=$2 calib=$3 eval=$4; shift 4
   local stem; stem=$(basename "$model" .onnx)
   local out="$WORK/$name"
   if "$WHITTLE" quantize "$model" --data "$calib" --eval "$eval" --out "$out" "$@" >"$WORK/$name.log" 2>&1 \
      && "$WHITTLE" run "$out/$stem.onnx" --encodings "$out/$stem.encodings" --input "$eval" --output "$out/sim.npz" >>"$WORK/$name.log" 2>&1 \
-     && "$PY" Scripts/reference/check_qdq.py "$out" "$stem" "$eval" "$out/sim.npz" >>"$WORK/$name.log" 2>&1; then
+     && "$PY" Scripts/reference/check_qdq.py "$out" "$stem" "$eval" "$out/sim.npz" >>"$WORK/$name.log" 2>&1 \
+     && layers "$out" "$stem" "$eval" >>"$WORK/$name.log" 2>&1; then
     passed=$((passed + 1)); echo "ok    $name: $(grep -E 'samples:' "$WORK/$name.log" | head -n 1)"
-    echo "      $(tail -n 1 "$WORK/$name.log")"
+    grep -E '^ok ' "$WORK/$name.log" | sed 's/^/      /'
   else
     failed=$((failed + 1)); echo "FAIL  $name"; sed 's/^/      /' "$WORK/$name.log"
   fi
