@@ -90,7 +90,14 @@ public enum WorkbenchTerminal {
         var nextAutosave = clock.now + autosaveInterval
         /// When the input that the next frame answers was read (nil: the frame answers no input).
         var inputRead: ContinuousClock.Instant?
+        let uiThread = ThreadPriority.currentThread
+        var lastRenice = clock.now - .seconds(10)
         while !quit {
+            // Job threads, and the BLAS and dispatch workers they wake, yield to this thread.
+            if options.lowerBackgroundPriority, !state.runningJobs.isEmpty, clock.now - lastRenice > .milliseconds(500) {
+                ThreadPriority.lowerOthers(keep: uiThread)
+                lastRenice = clock.now
+            }
             if dirty {
                 let theme = screen.depth == .mono ? Theme.mono : themes.theme(named: state.themeName) ?? .dark
                 let renderStart = clock.now

@@ -18,7 +18,8 @@ struct TUI: ParsableCommand {
             Keys: ? help, 1-6 panels, Tab focus, / filter, : commands, q quit. Themes: Themes/*.theme and \
             $XDG_CONFIG_HOME/whittle/themes. NO_COLOR is honoured. With --profile, a changed session is autosaved to NAME.autosave.json every \
             30 s (WHITTLE_AUTOSAVE_SECONDS overrides) and on quit. Set WHITTLE_FRAME_LOG=FILE (or WHITTLE_TUI_TIMING) to \
-            log per-frame timings; --frame-stats prints input-to-frame latencies on exit.
+            log per-frame timings; --frame-stats prints input-to-frame latencies on exit. While jobs run, their threads get a \
+            lower scheduling priority than the terminal thread (WHITTLE_TUI_RENICE=0 turns this off).
             """)
 
     @Argument(help: "ONNX model to open (default: the bundled sample, or the profile's model).")
@@ -75,7 +76,8 @@ struct TUI: ParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             var options = TerminalOptions(noColor: noColor, noUnicode: noUnicode, noMouse: noMouse,
                                           timingLog: environment["WHITTLE_FRAME_LOG"] ?? environment["WHITTLE_TUI_TIMING"],
-                                          processStart: StartupClock.start, frameStatistics: frameStats)
+                                          processStart: StartupClock.start, frameStatistics: frameStats,
+                                          lowerBackgroundPriority: environment["WHITTLE_TUI_RENICE"] != "0")
             if let text = environment["WHITTLE_AUTOSAVE_SECONDS"] {
                 guard let seconds = Double(text), seconds > 0 else {
                     throw WhittleError(.invalidArgument, "WHITTLE_AUTOSAVE_SECONDS", "must be a positive number of seconds, got '\(text)'")
