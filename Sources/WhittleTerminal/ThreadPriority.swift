@@ -9,14 +9,18 @@ enum ThreadPriority {
     /// The nice value background threads get.
     static let backgroundNice: Int32 = 10
 
-    /// The calling thread's kernel id.
-    static var currentThread: Int32 { Int32(truncatingIfNeeded: syscall(Int(SYS_gettid))) }
+    /// The calling thread's kernel id (`/proc/thread-self` links to `PID/task/TID`); -1 when unknown.
+    static var currentThread: Int32 {
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"),
+              let last = link.split(separator: "/").last, let tid = Int32(last) else { return -1 }
+        return tid
+    }
 
     /// Lowers every thread of the process except `keep` to `backgroundNice` (never raises one).
     /// Returns how many threads were lowered.
     @discardableResult
     static func lowerOthers(keep: Int32) -> Int {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 0 }
+        guard keep > 0, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 0 }
         var lowered = 0
         for entry in entries {
             guard let tid = Int32(entry), tid != keep else { continue }
