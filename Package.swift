@@ -39,21 +39,24 @@ let package = Package(
         // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
         .target(name: "WhittleCompress", dependencies: ["WhittleEngine", "WhittleIO", "COpenBLAS"]),
         // Workbench core: state, update, render, themes, widgets (no ncurses).
-        .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleSession"]),
+        .target(name: "WhittleTUI", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession"]),
         // Workbench terminal backend: the only ncurses user.
         .target(name: "WhittleTerminal", dependencies: ["WhittleTUI", "CNCursesW"]),
+        // Workbench services wired to the compression and quantization libraries.
+        .target(name: "WhittleWorkbench", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleCompress", "WhittleSession", "WhittleTUI"]),
         .executableTarget(
             name: "whittle",
             dependencies: [
                 "WhittleEngine", "WhittleIO", "WhittleQuant", "WhittleSession", "WhittleCompress",
-                "WhittleTUI", "WhittleTerminal",
+                "WhittleTUI", "WhittleTerminal", "WhittleWorkbench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
         .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
-        .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleEngine", "WhittleIO"]),
+        .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleQuant", "WhittleEngine", "WhittleIO"]),
         .testTarget(name: "WhittleCompressTests", dependencies: ["WhittleCompress", "WhittleIO", "WhittleEngine"]),
-        .testTarget(name: "WhittleTUITests", dependencies: ["WhittleTUI", "WhittleSession", "WhittleEngine", "WhittleIO"], exclude: ["Golden"]),
+        .testTarget(name: "WhittleTUITests", dependencies: ["WhittleTUI", "WhittleSession", "WhittleQuant", "WhittleEngine", "WhittleIO"], exclude: ["Golden"]),
+        .testTarget(name: "WhittleWorkbenchTests", dependencies: ["WhittleWorkbench", "WhittleTUI", "WhittleSession", "WhittleQuant", "WhittleCompress", "WhittleEngine", "WhittleIO"]),
         .testTarget(name: "WhittleIOTests", dependencies: ["WhittleIO", "WhittleEngine"], exclude: ["Fixtures"]),
     ]
 )

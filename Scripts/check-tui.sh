@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end check of the workbench in a real terminal (tmux): opens the bundled sample,
 # moves through the panels, moves a slider, runs auto-select (greedy search on 32 evaluation
-# samples) while measuring keypress-to-frame, takes two snapshots, saves a profile, exports
-# encodings, an HTML report and ONNX, quits, and checks the files and that the terminal was
-# restored.
+# samples) while measuring keypress-to-frame (outside through tmux, and inside the program with
+# --frame-stats), checks that the score column fills in while the search runs and that the
+# changed session is autosaved (every second here), takes two snapshots, saves a profile,
+# exports encodings, an HTML report and ONNX, quantizes (per-layer SQNR on every layer), quits,
+# and checks the files and that the terminal was restored.
 # Usage: Scripts/check-tui.sh [path/to/whittle]
 set -euo pipefail
 BIN=$(realpath "${1:-.build/release/whittle}")
@@ -46,16 +48,24 @@ latency() {
 
 cp "$ROOT"/SampleModels/digits-cnn.onnx "$WORK"/model.onnx
 tmux new-session -d -s "$SESSION" -x 120 -y 36 \
-  "cd '$WORK' && printf 'BEFORE\n' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_TUI_TIMING='$WORK/timing.log' TERM=xterm-256color '$BIN' tui model.onnx --eval-samples 32 --cache-dir '$WORK/cache' --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json'; echo \"EXIT=\$?\"; sleep 30"
+  "cd '$WORK' && printf 'BEFORE\n' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_FRAME_LOG='$WORK/timing.log' WHITTLE_AUTOSAVE_SECONDS=1 TERM=xterm-256color '$BIN' tui model.onnx --eval-samples 32 --cache-dir '$WORK/cache' --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json' --frame-stats 2>'$WORK/frame-stats.txt'; echo \"EXIT=\$?\"; sleep 30"
 wait_for "1 Layers"
 wait_for "conv1"
 keys 2;  wait_for "weights"
 wait_for "activations  "
 keys 3;  wait_for "target MAC ratio"; keys Down; keys Left; keys Left; wait_for "0.9"
+# The slider change is autosaved (WHITTLE_AUTOSAVE_SECONDS=1) without any :save.
+for _ in $(seq 1 50); do [ -s "$WORK/session.autosave.json" ] && break; sleep 0.1; done
+[ -s "$WORK/session.autosave.json" ] || fail "the changed session was not autosaved"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["compression"]["ratios"]; assert r and min(r.values()) < 1, r' "$WORK/session.autosave.json" \
+  || fail "the autosave lacks the slider change"
 keys a;  wait_for "auto-select running"
 lat=""
+streamed=no
 for _ in 1 2 3 4 5; do
   screen | grep -qF "auto-select running" || break
+  # A score in the score column while the search still runs: streamed, not only at the end.
+  if screen | grep -F "auto-select running" >/dev/null && screen | grep -E '^│conv[0-9].* [0-9]\.[0-9]{3}│' >/dev/null; then streamed=yes; fi
   lat="$lat $(latency Down)"
   lat="$lat $(latency Up)"
 done
@@ -76,6 +86,10 @@ keys :;  keys -l "export encodings $WORK/model.encodings"; keys Enter; wait_long
 keys :;  keys -l "export report $WORK/report.html"; keys Enter; wait_long "wrote report" 60
 keys 4;  keys :; keys -l "quantize"; keys Enter; wait_long "sqnr: top-1" 60
 screen > "$WORK/quant-screen.txt"
+# Every quantized layer of the sample shows its SQNR (no "-" in the SQNR column).
+for layer in conv1 conv2 conv3 conv4 fc; do
+  grep -E "\b$layer +[0-9]+ +[0-9]+ +-?[0-9.]+dB" "$WORK/quant-screen.txt" >/dev/null || { cat "$WORK/quant-screen.txt"; fail "no per-layer SQNR for $layer"; }
+done
 keys C-l
 keys q;  wait_for "EXIT=0"
 screen | grep -q "BEFORE" || fail "the shell screen was not restored after quit"
@@ -89,6 +103,8 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["compression"][
   || fail "auto-select left no ratios in the profile"
 grep -q '"snapshot-b"' "$WORK/session.json" || fail "profile lacks the second snapshot"
 grep -q '"snapshot-1"' "$WORK/session.json" || fail "profile lacks the first snapshot"
+[ -e "$WORK/session.autosave.json" ] && fail "the autosave was not removed after the profile was saved on quit"
+grep -q "input to frame" "$WORK/frame-stats.txt" || fail "--frame-stats printed nothing"
 # Resume: the profile opens again with its snapshots.
 tmux kill-session -t "$SESSION"
 tmux new-session -d -s "$SESSION" -x 80 -y 24 "cd '$WORK' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; sleep 30"
@@ -108,4 +124,5 @@ screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
 busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")
-echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy)"
+echo "check-tui: ok (startup to first frame ${startup} ms, ${frames} frames; keypress-to-screen during auto-select (ms, tmux round trip included):${lat:- none}; $busy; scores seen while running: $streamed)"
+sed 's/^/check-tui: in-program /' "$WORK/frame-stats.txt"

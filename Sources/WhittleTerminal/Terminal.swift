@@ -12,14 +12,25 @@ public struct TerminalOptions: Sendable {
     public var timingLog: String?
     /// When the process started (for the startup-to-first-frame figure).
     public var processStart: ContinuousClock.Instant?
+    /// Seconds between autosaves of a changed session (when it has a profile path).
+    public var autosaveSeconds: Double
+    /// Collect input-to-frame latencies and startup time.
+    public var frameStatistics: Bool
+    /// While jobs run, move every other thread of the process to a lower scheduling priority
+    /// so keys are answered at once on saturated cores (see `ThreadPriority`).
+    public var lowerBackgroundPriority: Bool
 
     public init(noColor: Bool = false, noUnicode: Bool = false, noMouse: Bool = false, timingLog: String? = nil,
-                processStart: ContinuousClock.Instant? = nil) {
+                processStart: ContinuousClock.Instant? = nil, autosaveSeconds: Double = Workbench.autosaveInterval,
+                frameStatistics: Bool = false, lowerBackgroundPriority: Bool = true) {
         self.noColor = noColor
         self.noUnicode = noUnicode
         self.noMouse = noMouse
         self.timingLog = timingLog
         self.processStart = processStart
+        self.autosaveSeconds = autosaveSeconds
+        self.frameStatistics = frameStatistics
+        self.lowerBackgroundPriority = lowerBackgroundPriority
     }
 }
 

@@ -33,8 +33,16 @@ public enum WorkbenchTerminal {
     /// Runs until the user quits; returns the final state (for saving the session).
     public static func run(_ initial: WorkbenchState, services: WorkbenchServices, themes: ThemeCatalog,
                            options: TerminalOptions, keys: KeyTable = .standard) -> WorkbenchState {
+        runMeasured(initial, services: services, themes: themes, options: options, keys: keys).state
+    }
+
+    /// Runs until the user quits; returns the final state and the input-to-frame latencies.
+    /// A changed session with a profile path is autosaved every `options.autosaveSeconds`.
+    public static func runMeasured(_ initial: WorkbenchState, services: WorkbenchServices, themes: ThemeCatalog,
+                                   options: TerminalOptions, keys: KeyTable = .standard) -> (state: WorkbenchState, statistics: FrameStatistics) {
+        var statistics = FrameStatistics()
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return initial }
+        guard pipe(&fds) == 0 else { return (initial, statistics) }
         let (readFD, writeFD) = (fds[0], fds[1])
         for fd in [readFD, writeFD] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         defer {
@@ -78,7 +86,18 @@ public enum WorkbenchTerminal {
         let clock = ContinuousClock()
         var frame = 0
         var dirty = true
+        let autosaveInterval = Duration.milliseconds(Int64(max(0.05, options.autosaveSeconds) * 1000))
+        var nextAutosave = clock.now + autosaveInterval
+        /// When the input that the next frame answers was read (nil: the frame answers no input).
+        var inputRead: ContinuousClock.Instant?
+        let uiThread = ThreadPriority.currentThread
+        var lastRenice = clock.now - .seconds(10)
         while !quit {
+            // Job threads, and the BLAS and dispatch workers they wake, yield to this thread.
+            if options.lowerBackgroundPriority, !state.runningJobs.isEmpty, clock.now - lastRenice > .milliseconds(500) {
+                ThreadPriority.lowerOthers(keep: uiThread)
+                lastRenice = clock.now
+            }
             if dirty {
                 let theme = screen.depth == .mono ? Theme.mono : themes.theme(named: state.themeName) ?? .dark
                 let renderStart = clock.now
@@ -86,22 +105,40 @@ public enum WorkbenchTerminal {
                 let drawStart = clock.now
                 screen.draw(buffer)
                 let end = clock.now
+                if frame == 0, let processStart = options.processStart {
+                    statistics.startupMilliseconds = milliseconds(end - processStart)
+                    timing?.write(Data(String(format: "startup_ms %.2f\n", milliseconds(end - processStart)).utf8))
+                }
+                let latency = inputRead.map { milliseconds(end - $0) }
+                if let latency { statistics.record(inputLatency: latency, jobsRunning: !state.runningJobs.isEmpty) }
                 if let timing {
-                    if frame == 0, let processStart = options.processStart {
-                        timing.write(Data(String(format: "startup_ms %.2f\n", milliseconds(end - processStart)).utf8))
-                    }
-                    timing.write(Data(String(format: "frame %d render_ms %.3f write_ms %.3f jobs %d\n", frame,
-                                             milliseconds(drawStart - renderStart), milliseconds(end - drawStart), state.runningJobs.count).utf8))
+                    timing.write(Data((String(format: "frame %d render_ms %.3f write_ms %.3f jobs %d", frame,
+                                              milliseconds(drawStart - renderStart), milliseconds(end - drawStart), state.runningJobs.count)
+                                       + (latency.map { String(format: " input_ms %.3f", $0) } ?? "") + "\n").utf8))
                 }
                 frame += 1
+                statistics.frames = frame
                 dirty = false
             }
+            inputRead = nil
             var polls = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)]
-            let timeout: Int32 = state.runningJobs.isEmpty ? -1 : tickMilliseconds
+            var timeout: Int32 = state.runningJobs.isEmpty ? -1 : tickMilliseconds
+            let autosaveArmed = state.profilePath != nil && state.isDirty
+            if autosaveArmed {
+                let wait = max(0, Int32(min(Double(Int32.max), milliseconds(nextAutosave - clock.now).rounded(.up))))
+                timeout = timeout < 0 ? wait : min(timeout, wait)
+            } else {
+                nextAutosave = clock.now + autosaveInterval
+            }
             let ready = poll(&polls, 2, timeout)
+            let woke = clock.now
             let before = state
-            if ready == 0 {
+            if ready == 0, !state.runningJobs.isEmpty {
                 apply(.tick)
+            }
+            if autosaveArmed, woke >= nextAutosave {
+                apply(.autosaveTimer)
+                nextAutosave = woke + autosaveInterval
             }
             if polls[1].revents & Int16(POLLIN) != 0 {
                 var bytes = [UInt8](repeating: 0, count: 64)
@@ -121,7 +158,9 @@ public enum WorkbenchTerminal {
             }
             for action in inbox.drain() { apply(action) }
             if polls[0].revents & Int16(POLLHUP | POLLERR) != 0 && polls[0].revents & Int16(POLLIN) == 0 { quit = true }
-            for event in screen.readInput() {
+            let input = screen.readInput()
+            if !input.isEmpty { inputRead = polls[0].revents & Int16(POLLIN) != 0 ? woke : clock.now }
+            for event in input {
                 switch event {
                 case .key(let key): apply(.key(key))
                 case .mouse(let mouse): apply(.mouse(mouse))
@@ -132,8 +171,12 @@ public enum WorkbenchTerminal {
             }
             if state != before { dirty = true }
         }
+        if let profile = state.profilePath, state.isDirty {
+            // Quitting: the caller saves the profile itself; the autosave covers a failed save.
+            _ = runtime.perform(.autosave(profile: profile, session: state.sessionForSaving))
+        }
         runtime.shutdown()
-        return state
+        return (state, statistics)
     }
 
     static func milliseconds(_ duration: Duration) -> Double {

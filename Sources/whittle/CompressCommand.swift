@@ -80,7 +80,7 @@ struct Compress: ParsableCommand {
             request.metric = try selection.scoreMetric(labelled: dataset.labels != nil)
             request.options = selection.compressionOptions(techniques, dataset: dataset)
             let bar = ProgressBar()
-            let result = try CompressionPipeline.run(request, evaluator: evaluator, cache: selection.cache, job: bar.context,
+            let result = try CompressionPipeline.run(request, evaluator: evaluator, cache: selection.cache, job: bar.context(),
                                                      warn: { bar.finish(); printError($0) })
             bar.finish()
 

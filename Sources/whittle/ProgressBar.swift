@@ -6,9 +6,9 @@ import WhittleEngine
 import Glibc
 #endif
 
-/// A one-line progress bar on standard error, drawn only when standard error is a terminal
-/// (pipes and logs stay clean). Redraws at most ten times a second; the ETA extrapolates the
-/// current phase's rate.
+/// The command-line progress bar (every subcommand's): one line on standard error, drawn only
+/// when standard error is a terminal (pipes and logs stay clean). Redraws at most ten times a
+/// second; the ETA extrapolates the current phase's rate; the line is cut to the terminal width.
 final class ProgressBar: Sendable {
     private struct State {
         var phase = ""
@@ -25,8 +25,8 @@ final class ProgressBar: Sendable {
     }
 
     /// A job context whose progress reports draw this bar.
-    var context: JobContext {
-        JobContext(progress: { [self] event in self.update(event) })
+    func context(cancellation: CancellationFlag = CancellationFlag()) -> JobContext {
+        JobContext(cancellation: cancellation) { [self] event in self.update(event) }
     }
 
     func update(_ event: ProgressEvent) {

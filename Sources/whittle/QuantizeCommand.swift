@@ -60,7 +60,7 @@ struct Quantize: ParsableCommand {
                 throw WhittleError(.io, out, "cannot create the output folder (\(error.localizedDescription))")
             }
 
-            let progress = TerminalProgress()
+            let progress = ProgressBar()
             let job = progress.context()
             let (quantized, report) = try PostTrainingQuantization.run(graph: graph, recipe: recipe,
                                                                        calibration: calibration.inputs, job: job)

@@ -118,7 +118,7 @@ struct Sensitivity: ParsableCommand {
                                                 ignore: selection.ignored,
                                                 options: selection.compressionOptions(techniques, dataset: dataset),
                                                 cache: selection.cache)
-                let table = try builder.build(evaluator: evaluator, job: bar.context, warn: { bar.finish(); printError($0) })
+                let table = try builder.build(evaluator: evaluator, job: bar.context(), warn: { bar.finish(); printError($0) })
                 tables.append(table)
             }
             bar.finish()

@@ -5,6 +5,7 @@ import WhittleIO
 import WhittleQuant
 import WhittleSession
 import WhittleTerminal
+import WhittleWorkbench
 import WhittleTUI
 
 /// `whittle tui`: the interactive workbench.
@@ -15,7 +16,10 @@ struct TUI: ParsableCommand {
         discussion: """
             With no MODEL and no --profile, opens the bundled sample (digits-cnn with its calibration and test data).
             Keys: ? help, 1-6 panels, Tab focus, / filter, : commands, q quit. Themes: Themes/*.theme and \
-            $XDG_CONFIG_HOME/whittle/themes. NO_COLOR is honoured. Set WHITTLE_TUI_TIMING=FILE to log frame timings.
+            $XDG_CONFIG_HOME/whittle/themes. NO_COLOR is honoured. With --profile, a changed session is autosaved to NAME.autosave.json every \
+            30 s (WHITTLE_AUTOSAVE_SECONDS overrides) and on quit. Set WHITTLE_FRAME_LOG=FILE (or WHITTLE_TUI_TIMING) to \
+            log per-frame timings; --frame-stats prints input-to-frame latencies on exit. While jobs run, their threads get a \
+            lower scheduling priority than the terminal thread (WHITTLE_TUI_RENICE=0 turns this off).
             """)
 
     @Argument(help: "ONNX model to open (default: the bundled sample, or the profile's model).")
@@ -54,6 +58,9 @@ struct TUI: ParsableCommand {
     @Flag(name: .customLong("no-cache"), help: "Neither read nor write the auto-select score cache.")
     var noCache = false
 
+    @Flag(name: .customLong("frame-stats"), help: "On exit, print startup time and keypress-to-frame latency (median, p95, max) to standard error.")
+    var frameStats = false
+
     func run() throws {
         try reportingErrors {
             guard evalSamples >= 1 else {
@@ -66,10 +73,19 @@ struct TUI: ParsableCommand {
                 model: model, data: data, evalData: evalData, profile: profile, theme: theme, samples: samples,
                 options: DisplayOptions(unicode: !noUnicode, mouse: !noMouse), searchSamples: evalSamples,
                 cache: noCache ? nil : ScoreCache(directory: cacheDir.map { URL(fileURLWithPath: $0) } ?? ScoreCache.defaultDirectory()))
-            let options = TerminalOptions(noColor: noColor, noUnicode: noUnicode, noMouse: noMouse,
-                                          timingLog: ProcessInfo.processInfo.environment["WHITTLE_TUI_TIMING"],
-                                          processStart: StartupClock.start)
-            let final = WorkbenchTerminal.run(launch.state, services: launch.services, themes: launch.themes, options: options)
+            let environment = ProcessInfo.processInfo.environment
+            var options = TerminalOptions(noColor: noColor, noUnicode: noUnicode, noMouse: noMouse,
+                                          timingLog: environment["WHITTLE_FRAME_LOG"] ?? environment["WHITTLE_TUI_TIMING"],
+                                          processStart: StartupClock.start, frameStatistics: frameStats,
+                                          lowerBackgroundPriority: environment["WHITTLE_TUI_RENICE"] != "0")
+            if let text = environment["WHITTLE_AUTOSAVE_SECONDS"] {
+                guard let seconds = Double(text), seconds > 0 else {
+                    throw WhittleError(.invalidArgument, "WHITTLE_AUTOSAVE_SECONDS", "must be a positive number of seconds, got '\(text)'")
+                }
+                options.autosaveSeconds = seconds
+            }
+            let (final, statistics) = WorkbenchTerminal.runMeasured(launch.state, services: launch.services, themes: launch.themes, options: options)
+            if frameStats { FileHandle.standardError.write(Data((statistics.report + "\n").utf8)) }
             if let profile {
                 try SessionProfile.save(final.sessionForSaving, to: URL(fileURLWithPath: profile))
                 SessionProfile.discardAutosave(for: URL(fileURLWithPath: profile))

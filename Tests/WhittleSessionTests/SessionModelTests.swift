@@ -1,14 +1,17 @@
 import Foundation
 import Testing
 @testable import WhittleSession
+import WhittleQuant
 
 @Suite struct SessionModelTests {
-    @Test func rangeSchemeTextRoundTrips() {
-        for scheme in [RangeScheme.minMax, .sqnr, .mse, .percentile(99.99), .percentile(99)] {
-            #expect(RangeScheme(parsing: scheme.description) == scheme)
+    @Test func calibrationSchemeProfileTextRoundTrips() throws {
+        for scheme in CalibrationScheme.workbenchChoices + [.percentile(99), .percentile(99.5)] {
+            #expect(try CalibrationScheme(parsing: scheme.profileText) == scheme)
         }
-        #expect(RangeScheme(parsing: "percentile:0") == nil)
-        #expect(RangeScheme(parsing: "median") == nil)
+        #expect(CalibrationScheme.percentile(99).profileText == "percentile:99")
+        #expect(CalibrationScheme.percentile(99.99).profileText == "percentile:99.99")
+        #expect(CalibrationScheme.minMax.profileText == "minmax")
+        #expect(throws: WhittleError.self) { try CalibrationScheme(parsing: "median") }
     }
 }
 

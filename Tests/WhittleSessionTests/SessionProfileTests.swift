@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WhittleSession
+import WhittleQuant
 
 /// A fresh temporary directory per test.
 struct TemporaryDirectory {
@@ -19,9 +20,10 @@ func fullSession(in directory: URL) -> Session {
         modelPath: directory.appendingPathComponent("models/net.onnx").path,
         calibrationDataPath: directory.appendingPathComponent("data/calib.npz").path,
         evaluationDataPath: "/elsewhere/eval.npz",
-        recipe: QuantizationRecipe(configPreset: "htp-v73", scheme: .percentile(99.9), weightBits: 4, activationBits: 16,
+        recipe: QuantizationRecipe(config: "htp-v73", scheme: .percentile(99.9), weightBits: 4, activationBits: 16,
                                    perChannel: true, crossLayerEqualization: true, biasCorrection: true, adaRound: true,
-                                   sequentialMSE: true, automatic: true),
+                                   sequentialMSE: true, batchSize: 16),
+        autoQuant: true,
         bitWidthOverrides: ["conv1": BitWidthOverride(weightBits: 8), "fc": BitWidthOverride(weightBits: 6, activationBits: 8)],
         compression: CompressionSettings(defaultTechnique: .channelPruning, techniques: ["conv2": .spatialSVD],
                                          ratios: ["conv2": 0.5, "conv3": 0.25], targetMACRatio: 0.6,
@@ -66,7 +68,8 @@ func fullSession(in directory: URL) -> Session {
         let (session, version) = try SessionProfile.decode(Data(#"{"version": 1, "model": "m.onnx"}"#.utf8), file: "p.json")
         #expect(version == 1)
         #expect(session == Session(modelPath: "m.onnx"))
-        #expect(session.recipe.configPreset == "default")
+        #expect(session.recipe.config == "default")
+        #expect(session.recipe.scheme == .sqnr && session.recipe.perChannel == nil && !session.autoQuant)
         #expect(session.compression.ratio(for: "any") == 1)
     }
 

@@ -31,9 +31,11 @@ func isTerminal(_ action: WorkbenchAction) -> Bool {
 @Suite("Workbench runtime and services")
 struct RuntimeTests {
     @Test func fakeAutoSelectRunsThroughTheRuntimeIntoTheState() throws {
-        let fake = WorkbenchServices(autoSelect: { target, _, context in
+        let fake = WorkbenchServices(autoSelect: { target, _, context, scores in
             for step in 1...3 {
                 context.report(phase: "scoring", completed: step, total: 3)
+                scores(ScoreUpdate(metric: "accuracy", baseline: 1, technique: .spatialSVD, layer: "stem",
+                                   points: [ScorePoint(ratio: 0.5, score: Double(step) / 4)], layersDone: step, layersTotal: 3))
                 try context.checkCancellation()
             }
             return CompressionOutcome(ratios: ["stem": target], metrics: SessionMetrics(macs: 10, parameters: 5))
@@ -50,6 +52,57 @@ struct RuntimeTests {
         #expect(state.session.compression.ratios == ["stem": 0.5])
         #expect(state.exactCompression?.macs == 10)
         #expect(log.all.contains { if case .jobProgress(_, let event, _) = $0 { return event.completed == 3 } else { return false } })
+        // Scores arrive as actions before the result.
+        let order = log.all.compactMap { action -> String? in
+            switch action {
+            case .jobScores(_, let update): return "scores \(update.layersDone)"
+            case .jobFinished: return "finished"
+            default: return nil
+            }
+        }
+        #expect(order == ["scores 1", "scores 2", "scores 3", "finished"])
+        #expect(state.session.scores.score(technique: .spatialSVD, layer: "stem", ratio: 0.5) == 0.75)
+    }
+
+    @Test func autosaveEffectWritesTheAutosaveSiblingAtomically() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whittle-autosave-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("tuning.json")
+        let runtime = WorkbenchRuntime(services: WorkbenchServices()) { _ in }
+        var session = Session(modelPath: directory.appendingPathComponent("m.onnx").path)
+        try SessionProfile.save(session, to: profile)
+        Thread.sleep(forTimeInterval: 0.05)
+        session.compression.ratios["conv"] = 0.5
+        let reply = runtime.perform(.autosave(profile: profile.path, session: session))
+        #expect(reply == .autosaved(path: SessionProfile.autosaveURL(for: profile).path, error: nil))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() == ["tuning.autosave.json", "tuning.json"],
+                "no temporary files left behind")
+        // The profile itself is untouched; loading it recovers the newer autosave.
+        #expect(try SessionProfile.load(from: profile, useNewerAutosave: false).session.compression.ratios.isEmpty)
+        let loaded = try SessionProfile.load(from: profile)
+        #expect(loaded.recoveredFromAutosave && loaded.session.compression.ratios == ["conv": 0.5])
+        // An unwritable place comes back as an error for the status bar.
+        if case .autosaved(_, let error) = runtime.perform(.autosave(profile: "/nonexistent-dir/p.json", session: session)) {
+            #expect(error != nil)
+        } else {
+            Issue.record("expected .autosaved")
+        }
+    }
+
+    @Test func frameStatisticsSummaries() {
+        #expect(FrameStatistics.summary([]) == nil)
+        let s = FrameStatistics.summary([5, 1, 3, 2, 4])
+        #expect(s?.median == 3 && s?.p95 == 5 && s?.max == 5)
+        let many = FrameStatistics.summary((1...100).map(Double.init))
+        #expect(many?.median == 50.5 && many?.p95 == 95 && many?.max == 100)
+        var stats = FrameStatistics()
+        stats.record(inputLatency: 2, jobsRunning: false)
+        stats.record(inputLatency: 9, jobsRunning: true)
+        stats.startupMilliseconds = 120
+        #expect(stats.idle == [2] && stats.busy == [9])
+        #expect(stats.report.contains("startup to first frame: 120.0 ms"))
+        #expect(stats.report.contains("input to frame, job running: 1 frames, median 9.00 ms, p95 9.00 ms, max 9.00 ms"))
     }
 
     @Test func cancellationAndFailureComeBackAsActions() throws {

@@ -190,12 +190,12 @@ struct WorkbenchUpdateTests {
 
     @Test func quantizationRecipeEditing() throws {
         var (state, _) = press([.character("4"), .right], on: try makeState())
-        #expect(state.session.recipe.configPreset == "default-per-channel")
+        #expect(state.session.recipe.config == "default-per-channel")
         (state, _) = press([.down, .right, .down, .left, .left], on: state)
         #expect(state.session.recipe.scheme == .percentile(99.99))
         #expect(state.session.recipe.weightBits == 6)
         (state, _) = press([.down, .down, .character(" ")], on: state)
-        #expect(state.session.recipe.perChannel)
+        #expect(state.session.recipe.perChannel == true)
         // Past the recipe rows: per-layer overrides.
         (state, _) = press(Array(repeating: .down, count: 6) + [.left], on: state)
         let layer = try #require(state.selected?.name)
@@ -206,7 +206,7 @@ struct WorkbenchUpdateTests {
         #expect(state.session.bitWidthOverrides[layer] == nil)
         let (_, effects) = press([.character("r")], on: state)
         guard case .startJob(_, .quantize(let settings)) = effects.first else { Issue.record("no quantize job"); return }
-        #expect(settings.recipe.perChannel)
+        #expect(settings.recipe.perChannel == true)
     }
 
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
@@ -256,5 +256,76 @@ struct WorkbenchUpdateTests {
         for key: Key in [.character("3"), .left, .character("a"), .character("s"), .character(":"), .tab] {
             #expect(Workbench.update(state, .key(key)) == Workbench.update(state, .key(key)))
         }
+    }
+
+    @Test func streamedScoresFillTheTablesWhileAutoSelectRuns() throws {
+        var (state, effects) = press([.character("3"), .character("a")], on: try makeState())
+        guard case .startJob(let id, .autoSelect) = effects.first else { Issue.record("no auto-select job"); return }
+        #expect(state.session.scores.isEmpty && state.compressionSensitivity("stem") == nil)
+        let points = [ScorePoint(ratio: 0.25, score: 0.5), ScorePoint(ratio: 0.5, score: 0.8), ScorePoint(ratio: 0.75, score: 0.9)]
+        state = Workbench.update(state, .jobScores(id: id, ScoreUpdate(metric: "accuracy", baseline: 1, technique: .spatialSVD,
+                                                                     layer: "stem", points: points, layersDone: 1, layersTotal: 5))).0
+        #expect(state.session.scores.curve(technique: .spatialSVD, layer: "stem") == points)
+        #expect(state.session.scores.baseline == 1)
+        #expect(state.compressionSensitivity("stem") == 0.5)
+        #expect(state.compressionSensitivity("head_conv") == nil)
+        #expect(state.jobs.first?.layersScored == 1 && state.jobs.first?.layersToScore == 5)
+        #expect(state.jobs.first?.phase == .running)
+        // The panel shows the running search with its layer count and ETA, and the new score.
+        state = Workbench.update(state, .jobProgress(id: id, ProgressEvent(phase: "scoring spatial-svd", completed: 4, total: 15,
+                                                                          detail: "layer 2 of 5: block_conv1 at 0.75"), secondsRemaining: 33)).0
+        state.session.compression.ratios["stem"] = 0.5
+        let text = Workbench.render(state, size: Size(width: 120, height: 30), theme: .dark).text
+        #expect(text.contains("layer 2 of 5: block_conv1 at 0.75 (4/15) · ETA 33s"), "\(text)")
+        #expect(text.contains(" 0.8│"), "the streamed score at the slider ratio")
+        // A second layer adds to the tables; the final result keeps both.
+        state = Workbench.update(state, .jobScores(id: id, ScoreUpdate(metric: "accuracy", baseline: 1, technique: .spatialSVD,
+                                                                     layer: "head_conv", points: points, layersDone: 2, layersTotal: 5))).0
+        #expect(state.session.scores.layers(technique: .spatialSVD) == ["head_conv", "stem"])
+        var final = ScoreTables(metric: "accuracy", baseline: 1)
+        final.record(technique: .spatialSVD, layer: "block_conv1", ratio: 0.5, score: 0.7)
+        state = Workbench.update(state, .jobFinished(id: id, .compression(CompressionOutcome(ratios: ["stem": 0.5], metrics: SessionMetrics(macs: 1), scores: final)))).0
+        #expect(state.session.scores.layers(technique: .spatialSVD) == ["block_conv1", "head_conv", "stem"])
+    }
+
+    @Test func cancelKeyInTheCompressionPanelStopsTheRunningAutoSelect() throws {
+        var (state, effects) = press([.character("3"), .character("x")], on: try makeState())
+        #expect(effects.isEmpty && state.status?.text == "no auto-select is running")
+        (state, effects) = press([.character("a")], on: state)
+        guard case .startJob(let id, _) = effects.first else { Issue.record("no job"); return }
+        (state, effects) = press([.character("x")], on: state)
+        #expect(effects == [.cancelJob(id: id)])
+        #expect(state.jobs.first?.cancelRequested == true)
+        let text = Workbench.render(state, size: Size(width: 120, height: 30), theme: .dark).text
+        #expect(text.contains("x cancels"))
+    }
+
+    @Test func autosaveTimerWritesOnlyAChangedSessionWithAProfile() throws {
+        var state = try makeState()
+        // No profile path: nothing to autosave to.
+        state.session.compression.ratios["stem"] = 0.5
+        #expect(Workbench.update(state, .autosaveTimer).1.isEmpty)
+
+        state = try makeState()
+        state.profilePath = "/tmp/p.json"
+        state.savedSession = state.session
+        #expect(!state.isDirty)
+        #expect(Workbench.update(state, .autosaveTimer).1.isEmpty, "unchanged")
+        (state, _) = press([.character("3"), .left], on: state)
+        #expect(state.isDirty)
+        var effects: [WorkbenchEffect]
+        (state, effects) = Workbench.update(state, .autosaveTimer)
+        guard case .autosave(let profile, let saved) = effects.first, effects.count == 1 else { Issue.record("\(effects)"); return }
+        #expect(profile == "/tmp/p.json")
+        #expect(saved == state.sessionForSaving && saved.compression.ratios == state.session.compression.ratios)
+        #expect(!state.isDirty)
+        #expect(Workbench.update(state, .autosaveTimer).1.isEmpty, "already autosaved")
+        // A failed write makes the session dirty again (the next timer retries) and says so.
+        (state, _) = Workbench.update(state, .autosaved(path: "/tmp/p.autosave.json", error: "disk full"))
+        #expect(state.isDirty && state.status?.level == .error)
+        #expect(Workbench.update(state, .autosaveTimer).1.count == 1)
+        // :save counts as a save.
+        (state, effects) = press([.character(":")] + type("save") + [.enter], on: state)
+        #expect(!state.isDirty && effects.count == 1)
     }
 }

@@ -1,126 +1,107 @@
 import Foundation
+import WhittleQuant
 
-/// How quantization ranges are chosen from calibration statistics.
-public enum RangeScheme: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
-    /// Observed minimum and maximum.
-    case minMax
-    /// The range that maximises signal-to-quantization-noise ratio (AIMET "TF-enhanced").
-    case sqnr
-    /// Clip to the given percentile of the absolute values (e.g. 99.99).
-    case percentile(Double)
-    /// The range that minimises mean squared quantization error.
-    case mse
+/// A session's quantization recipe is WhittleQuant's `QuantizationRecipe` (the type the
+/// pipeline runs), with one workbench-only switch beside it (`Session.autoQuant`). In a
+/// profile both live in the `recipe` object, in the format profiles have always used:
+///
+///     {"config": "htp-v73", "scheme": "percentile:99.9", "weightBits": 4, "activationBits": 8,
+///      "perChannel": true, "cle": false, "biasCorrection": false, "adaround": true,
+///      "seqMSE": false, "auto": false}
+///
+/// The scheme is its text form (`minmax`, `sqnr`, `mse`, `percentile:P`); `perChannel` false
+/// means "as the config says" (nil). Pipeline settings profiles never held (batch size,
+/// AdaRound iterations, tensor bit overrides, disabled tensors) are written only when they
+/// differ from their defaults. Absent members take the session defaults.
+enum RecipeCoding {
+    /// The recipe of a new session: SQNR ranges, W8A8, the default config.
+    static let sessionDefault = QuantizationRecipe(scheme: .sqnr)
 
-    /// The text form used in profiles, on the command line and in the TUI:
-    /// `minmax`, `sqnr`, `mse`, `percentile:99.99`.
-    public var description: String {
-        switch self {
-        case .minMax: return "minmax"
-        case .sqnr: return "sqnr"
-        case .mse: return "mse"
-        case .percentile(let p): return "percentile:\(RangeScheme.format(p))"
+    enum Keys: String, CodingKey {
+        case config, scheme, weightBits, activationBits, perChannel, cle, biasCorrection, adaround, seqMSE, auto
+        case batchSize, biasCorrectionSamples, adaroundIterations, bitOverrides, disabled
+    }
+
+    static func decode(from decoder: any Decoder) throws -> (recipe: QuantizationRecipe, automatic: Bool) {
+        let c = try decoder.container(keyedBy: Keys.self)
+        var recipe = sessionDefault
+        recipe.config = try c.decodeIfPresent(String.self, forKey: .config) ?? recipe.config
+        if let text = try c.decodeIfPresent(String.self, forKey: .scheme) {
+            guard let scheme = try? CalibrationScheme(parsing: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .scheme, in: c,
+                    debugDescription: "unknown range scheme '\(text)' (expected minmax, sqnr, mse or percentile:P with P in 50...100)")
+            }
+            recipe.scheme = scheme
         }
-    }
-
-    /// Parses the text form (`percentile` alone means 99.99); nil for anything else or a
-    /// percentile outside (0, 100].
-    public init?(parsing text: String) {
-        let lowered = text.lowercased()
-        switch lowered {
-        case "minmax", "min-max", "tf": self = .minMax
-        case "sqnr", "tf-enhanced", "tf_enhanced": self = .sqnr
-        case "mse": self = .mse
-        case "percentile": self = .percentile(99.99)
-        default:
-            let parts = lowered.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0] == "percentile", let p = Double(parts[1]), p > 0, p <= 100 else { return nil }
-            self = .percentile(p)
+        recipe.weightBits = try c.decodeIfPresent(Int.self, forKey: .weightBits) ?? recipe.weightBits
+        recipe.activationBits = try c.decodeIfPresent(Int.self, forKey: .activationBits) ?? recipe.activationBits
+        recipe.perChannel = try c.decodeIfPresent(Bool.self, forKey: .perChannel) == true ? true : nil
+        recipe.crossLayerEqualization = try c.decodeIfPresent(Bool.self, forKey: .cle) ?? false
+        recipe.biasCorrection = try c.decodeIfPresent(Bool.self, forKey: .biasCorrection) ?? false
+        recipe.adaRound = try c.decodeIfPresent(Bool.self, forKey: .adaround) ?? false
+        recipe.sequentialMSE = try c.decodeIfPresent(Bool.self, forKey: .seqMSE) ?? false
+        recipe.batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? recipe.batchSize
+        recipe.biasCorrectionSamples = try c.decodeIfPresent(Int.self, forKey: .biasCorrectionSamples) ?? recipe.biasCorrectionSamples
+        recipe.adaRoundIterations = try c.decodeIfPresent(Int.self, forKey: .adaroundIterations)
+        recipe.bitOverrides = try c.decodeIfPresent([String: Int].self, forKey: .bitOverrides) ?? [:]
+        recipe.disabled = try c.decodeIfPresent(Set<String>.self, forKey: .disabled) ?? []
+        let automatic = try c.decodeIfPresent(Bool.self, forKey: .auto) ?? false
+        for (key, bits) in [(Keys.weightBits, recipe.weightBits), (.activationBits, recipe.activationBits)] where !(1...32).contains(bits) {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "bit width must be 1 to 32, got \(bits)")
         }
-    }
-
-    /// All schemes in the order the TUI cycles through them.
-    public static let allDefaults: [RangeScheme] = [.minMax, .sqnr, .percentile(99.99), .mse]
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let scheme = RangeScheme(parsing: text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "unknown range scheme '\(text)' (expected minmax, sqnr, mse or percentile:P)")
+        guard recipe.batchSize >= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .batchSize, in: c, debugDescription: "must be at least 1, got \(recipe.batchSize)")
         }
-        self = scheme
+        return (recipe, automatic)
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-
-    static func format(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    static func encode(_ recipe: QuantizationRecipe, automatic: Bool, to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        let defaults = QuantizationRecipe()
+        try c.encode(recipe.config, forKey: .config)
+        try c.encode(recipe.scheme.profileText, forKey: .scheme)
+        try c.encode(recipe.weightBits, forKey: .weightBits)
+        try c.encode(recipe.activationBits, forKey: .activationBits)
+        try c.encode(recipe.perChannel == true, forKey: .perChannel)
+        try c.encode(recipe.crossLayerEqualization, forKey: .cle)
+        try c.encode(recipe.biasCorrection, forKey: .biasCorrection)
+        try c.encode(recipe.adaRound, forKey: .adaround)
+        try c.encode(recipe.sequentialMSE, forKey: .seqMSE)
+        try c.encode(automatic, forKey: .auto)
+        if recipe.batchSize != defaults.batchSize { try c.encode(recipe.batchSize, forKey: .batchSize) }
+        if recipe.biasCorrectionSamples != defaults.biasCorrectionSamples {
+            try c.encode(recipe.biasCorrectionSamples, forKey: .biasCorrectionSamples)
+        }
+        try c.encodeIfPresent(recipe.adaRoundIterations, forKey: .adaroundIterations)
+        if !recipe.bitOverrides.isEmpty { try c.encode(recipe.bitOverrides, forKey: .bitOverrides) }
+        if !recipe.disabled.isEmpty { try c.encode(recipe.disabled.sorted(), forKey: .disabled) }
     }
 }
 
-/// The quantization recipe of a session: quantsim config preset, range scheme, bit widths and
-/// which post-training techniques to apply.
-public struct QuantizationRecipe: Codable, Sendable, Equatable {
-    /// A `QuantsimConfigPresets` name (`default`, `default-per-channel`, `htp-v73`, ...) or a
-    /// path to a quantsim config JSON file.
-    public var configPreset: String
-    public var scheme: RangeScheme
-    public var weightBits: Int
-    public var activationBits: Int
-    /// Per-output-channel weight encodings.
-    public var perChannel: Bool
-    /// Cross-layer equalization before calibration.
-    public var crossLayerEqualization: Bool
-    /// Empirical bias correction after calibration.
-    public var biasCorrection: Bool
-    /// Adaptive rounding of weights.
-    public var adaRound: Bool
-    /// Sequential MSE weight range search.
-    public var sequentialMSE: Bool
-    /// Let the AutoQuant-style search pick the techniques.
-    public var automatic: Bool
+/// The `recipe` member of a profile, session or snapshot, decoded and encoded with `RecipeCoding`.
+struct PersistedRecipe: Codable {
+    var recipe: QuantizationRecipe
+    var automatic: Bool
 
-    public init(configPreset: String = "default", scheme: RangeScheme = .sqnr, weightBits: Int = 8, activationBits: Int = 8,
-                perChannel: Bool = false, crossLayerEqualization: Bool = false, biasCorrection: Bool = false,
-                adaRound: Bool = false, sequentialMSE: Bool = false, automatic: Bool = false) {
-        self.configPreset = configPreset
-        self.scheme = scheme
-        self.weightBits = weightBits
-        self.activationBits = activationBits
-        self.perChannel = perChannel
-        self.crossLayerEqualization = crossLayerEqualization
-        self.biasCorrection = biasCorrection
-        self.adaRound = adaRound
-        self.sequentialMSE = sequentialMSE
+    init(recipe: QuantizationRecipe, automatic: Bool) {
+        self.recipe = recipe
         self.automatic = automatic
     }
 
-    enum CodingKeys: String, CodingKey {
-        case configPreset = "config", scheme, weightBits, activationBits, perChannel
-        case crossLayerEqualization = "cle", biasCorrection, adaRound = "adaround", sequentialMSE = "seqMSE", automatic = "auto"
-    }
+    init(from decoder: any Decoder) throws { (recipe, automatic) = try RecipeCoding.decode(from: decoder) }
+    func encode(to encoder: any Encoder) throws { try RecipeCoding.encode(recipe, automatic: automatic, to: encoder) }
+}
 
-    /// Absent members take their defaults.
-    public init(from decoder: any Decoder) throws {
-        let defaults = QuantizationRecipe()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        configPreset = try c.decodeIfPresent(String.self, forKey: .configPreset) ?? defaults.configPreset
-        scheme = try c.decodeIfPresent(RangeScheme.self, forKey: .scheme) ?? defaults.scheme
-        weightBits = try c.decodeIfPresent(Int.self, forKey: .weightBits) ?? defaults.weightBits
-        activationBits = try c.decodeIfPresent(Int.self, forKey: .activationBits) ?? defaults.activationBits
-        perChannel = try c.decodeIfPresent(Bool.self, forKey: .perChannel) ?? defaults.perChannel
-        crossLayerEqualization = try c.decodeIfPresent(Bool.self, forKey: .crossLayerEqualization) ?? defaults.crossLayerEqualization
-        biasCorrection = try c.decodeIfPresent(Bool.self, forKey: .biasCorrection) ?? defaults.biasCorrection
-        adaRound = try c.decodeIfPresent(Bool.self, forKey: .adaRound) ?? defaults.adaRound
-        sequentialMSE = try c.decodeIfPresent(Bool.self, forKey: .sequentialMSE) ?? defaults.sequentialMSE
-        automatic = try c.decodeIfPresent(Bool.self, forKey: .automatic) ?? defaults.automatic
-        for (key, bits) in [("weightBits", weightBits), ("activationBits", activationBits)] where !(1...32).contains(bits) {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: c.codingPath + [SessionCodingKey(key)], debugDescription: "bit width must be 1 to 32, got \(bits)"))
-        }
+extension CalibrationScheme {
+    /// The schemes the workbench's recipe editor cycles through, in order.
+    public static let workbenchChoices: [CalibrationScheme] = [.minMax, .sqnr, .percentile(99.99), .mse]
+
+    /// The text form profiles and the workbench show: `minmax`, `sqnr`, `mse`,
+    /// `percentile:99.99` (whole percentiles without a fraction, `percentile:99`).
+    public var profileText: String {
+        guard case .percentile(let p) = self else { return description }
+        return "percentile:" + (p == p.rounded() && abs(p) < 1e15 ? String(Int(p)) : String(p))
     }
 }
 

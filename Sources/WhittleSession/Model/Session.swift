@@ -1,4 +1,5 @@
 import Foundation
+import WhittleQuant
 
 /// Everything a workbench session needs to resume exactly: which model and data, the
 /// quantization recipe, every compression slider, named snapshots, cached sensitivity scores
@@ -18,8 +19,11 @@ public struct Session: Codable, Sendable, Equatable {
     public var calibrationDataPath: String?
     /// Evaluation data (.npz, with labels `y` for accuracy) for scores and snapshots.
     public var evaluationDataPath: String?
-    /// How to quantize.
+    /// How to quantize: WhittleQuant's recipe, as the pipeline runs it (per-layer bit widths
+    /// are in `bitWidthOverrides`).
     public var recipe: QuantizationRecipe
+    /// Let an AutoQuant-style search pick the techniques (persisted as the recipe's `auto`).
+    public var autoQuant: Bool
     /// Per-layer bit widths that differ from the recipe, keyed by layer (node) name.
     public var bitWidthOverrides: [String: BitWidthOverride]
     /// Compression choices: technique and ratio per layer, target, ignored layers, candidates.
@@ -34,7 +38,7 @@ public struct Session: Codable, Sendable, Equatable {
     public var ui: SessionUIState
 
     public init(modelPath: String, calibrationDataPath: String? = nil, evaluationDataPath: String? = nil,
-                recipe: QuantizationRecipe = QuantizationRecipe(),
+                recipe: QuantizationRecipe = Session.defaultRecipe, autoQuant: Bool = false,
                 bitWidthOverrides: [String: BitWidthOverride] = [:],
                 compression: CompressionSettings = CompressionSettings(),
                 snapshots: [Snapshot] = [], scores: ScoreTables = ScoreTables(),
@@ -43,6 +47,7 @@ public struct Session: Codable, Sendable, Equatable {
         self.calibrationDataPath = calibrationDataPath
         self.evaluationDataPath = evaluationDataPath
         self.recipe = recipe
+        self.autoQuant = autoQuant
         self.bitWidthOverrides = bitWidthOverrides
         self.compression = compression
         self.snapshots = snapshots
@@ -53,9 +58,10 @@ public struct Session: Codable, Sendable, Equatable {
 
     /// The settings a snapshot captures, taken from the current session.
     public var settings: SessionSettings {
-        get { SessionSettings(recipe: recipe, bitWidthOverrides: bitWidthOverrides, compression: compression) }
+        get { SessionSettings(recipe: recipe, autoQuant: autoQuant, bitWidthOverrides: bitWidthOverrides, compression: compression) }
         set {
             recipe = newValue.recipe
+            autoQuant = newValue.autoQuant
             bitWidthOverrides = newValue.bitWidthOverrides
             compression = newValue.compression
         }
@@ -130,7 +136,9 @@ public struct Session: Codable, Sendable, Equatable {
         modelPath = try container.decode(String.self, forKey: .modelPath)
         calibrationDataPath = try container.decodeIfPresent(String.self, forKey: .calibrationDataPath)
         evaluationDataPath = try container.decodeIfPresent(String.self, forKey: .evaluationDataPath)
-        recipe = try container.decodeIfPresent(QuantizationRecipe.self, forKey: .recipe) ?? QuantizationRecipe()
+        let persisted = try container.decodeIfPresent(PersistedRecipe.self, forKey: .recipe)
+        recipe = persisted?.recipe ?? Session.defaultRecipe
+        autoQuant = persisted?.automatic ?? false
         bitWidthOverrides = try container.decodeIfPresent([String: BitWidthOverride].self, forKey: .bitWidthOverrides) ?? [:]
         compression = try container.decodeIfPresent(CompressionSettings.self, forKey: .compression) ?? CompressionSettings()
         snapshots = try container.decodeIfPresent([Snapshot].self, forKey: .snapshots) ?? []
@@ -138,17 +146,37 @@ public struct Session: Codable, Sendable, Equatable {
         currentMetrics = try container.decodeIfPresent(SessionMetrics.self, forKey: .currentMetrics)
         ui = try container.decodeIfPresent(SessionUIState.self, forKey: .ui) ?? SessionUIState()
     }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(modelPath, forKey: .modelPath)
+        try container.encodeIfPresent(calibrationDataPath, forKey: .calibrationDataPath)
+        try container.encodeIfPresent(evaluationDataPath, forKey: .evaluationDataPath)
+        try container.encode(PersistedRecipe(recipe: recipe, automatic: autoQuant), forKey: .recipe)
+        try container.encode(bitWidthOverrides, forKey: .bitWidthOverrides)
+        try container.encode(compression, forKey: .compression)
+        try container.encode(snapshots, forKey: .snapshots)
+        try container.encode(scores, forKey: .scores)
+        try container.encodeIfPresent(currentMetrics, forKey: .currentMetrics)
+        try container.encode(ui, forKey: .ui)
+    }
+
+    /// The recipe of a new session: SQNR activation ranges, W8A8, the default quantsim config.
+    public static var defaultRecipe: QuantizationRecipe { RecipeCoding.sessionDefault }
 }
 
 /// The tunable part of a session: what a snapshot captures and restores.
 public struct SessionSettings: Codable, Sendable, Equatable {
     public var recipe: QuantizationRecipe
+    /// Let an AutoQuant-style search pick the techniques.
+    public var autoQuant: Bool
     public var bitWidthOverrides: [String: BitWidthOverride]
     public var compression: CompressionSettings
 
-    public init(recipe: QuantizationRecipe = QuantizationRecipe(), bitWidthOverrides: [String: BitWidthOverride] = [:],
-                compression: CompressionSettings = CompressionSettings()) {
+    public init(recipe: QuantizationRecipe = Session.defaultRecipe, autoQuant: Bool = false,
+                bitWidthOverrides: [String: BitWidthOverride] = [:], compression: CompressionSettings = CompressionSettings()) {
         self.recipe = recipe
+        self.autoQuant = autoQuant
         self.bitWidthOverrides = bitWidthOverrides
         self.compression = compression
     }
@@ -157,9 +185,18 @@ public struct SessionSettings: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        recipe = try container.decodeIfPresent(QuantizationRecipe.self, forKey: .recipe) ?? QuantizationRecipe()
+        let persisted = try container.decodeIfPresent(PersistedRecipe.self, forKey: .recipe)
+        recipe = persisted?.recipe ?? Session.defaultRecipe
+        autoQuant = persisted?.automatic ?? false
         bitWidthOverrides = try container.decodeIfPresent([String: BitWidthOverride].self, forKey: .bitWidthOverrides) ?? [:]
         compression = try container.decodeIfPresent(CompressionSettings.self, forKey: .compression) ?? CompressionSettings()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(PersistedRecipe(recipe: recipe, automatic: autoQuant), forKey: .recipe)
+        try container.encode(bitWidthOverrides, forKey: .bitWidthOverrides)
+        try container.encode(compression, forKey: .compression)
     }
 
     /// Bit widths in force for `layer` under these settings.

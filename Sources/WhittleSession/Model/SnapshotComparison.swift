@@ -1,4 +1,5 @@
 import Foundation
+import WhittleQuant
 
 /// The difference between two snapshots, for the Compare panel and the report: every metric
 /// side by side with its change, and the layers whose ratio or bit widths differ.
@@ -127,7 +128,7 @@ public struct SnapshotComparison: Sendable, Equatable {
             }
         }
         layers = differences
-        recipeChanges = SnapshotComparison.recipeChanges(a.settings.recipe, b.settings.recipe)
+        recipeChanges = SnapshotComparison.recipeChanges(a.settings, b.settings)
     }
 
     /// The metric row for `metric`.
@@ -135,21 +136,22 @@ public struct SnapshotComparison: Sendable, Equatable {
         metrics.first { $0.metric == metric }
     }
 
-    static func recipeChanges(_ a: QuantizationRecipe, _ b: QuantizationRecipe) -> [String] {
+    static func recipeChanges(_ sa: SessionSettings, _ sb: SessionSettings) -> [String] {
+        let a = sa.recipe, b = sb.recipe
         var changes: [String] = []
         func compare<T: Equatable>(_ name: String, _ x: T, _ y: T) {
             if x != y { changes.append("\(name): \(x) -> \(y)") }
         }
-        compare("config", a.configPreset, b.configPreset)
-        compare("scheme", a.scheme.description, b.scheme.description)
+        compare("config", a.config, b.config)
+        compare("scheme", a.scheme.profileText, b.scheme.profileText)
         compare("weight bits", a.weightBits, b.weightBits)
         compare("activation bits", a.activationBits, b.activationBits)
-        compare("per-channel", a.perChannel, b.perChannel)
+        compare("per-channel", a.perChannel == true, b.perChannel == true)
         compare("CLE", a.crossLayerEqualization, b.crossLayerEqualization)
         compare("bias correction", a.biasCorrection, b.biasCorrection)
         compare("AdaRound", a.adaRound, b.adaRound)
         compare("sequential MSE", a.sequentialMSE, b.sequentialMSE)
-        compare("auto", a.automatic, b.automatic)
+        compare("auto", sa.autoQuant, sb.autoQuant)
         return changes
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import WhittleIO
+import WhittleQuant
 
 /// HTML text helpers.
 enum HTML {
@@ -93,10 +94,10 @@ public enum ReportWriter {
         }
         if let metrics = session.currentMetrics { html += metricFacts(metrics) }
         let recipe = session.recipe
-        fact("Quantization", "\(recipe.configPreset), \(recipe.scheme), W\(recipe.weightBits)/A\(recipe.activationBits)"
-             + (recipe.perChannel ? ", per-channel" : ""))
+        fact("Quantization", "\(recipe.config), \(recipe.scheme.profileText), W\(recipe.weightBits)/A\(recipe.activationBits)"
+             + (recipe.perChannel == true ? ", per-channel" : ""))
         let techniques = [("CLE", recipe.crossLayerEqualization), ("bias correction", recipe.biasCorrection),
-                          ("AdaRound", recipe.adaRound), ("sequential MSE", recipe.sequentialMSE), ("auto", recipe.automatic)]
+                          ("AdaRound", recipe.adaRound), ("sequential MSE", recipe.sequentialMSE), ("auto", session.autoQuant)]
             .filter(\.1).map(\.0)
         fact("Techniques", techniques.isEmpty ? "none" : techniques.joined(separator: ", "))
         if let target = session.compression.targetMACRatio { fact("Target MAC ratio", percent(target)) }

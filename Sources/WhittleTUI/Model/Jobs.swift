@@ -53,7 +53,7 @@ public enum JobRequest: Sendable, Equatable {
     public var title: String {
         switch self {
         case .autoSelect(let target, _): return "auto-select ratios (target \(Text.number(target, digits: 2)) MACs)"
-        case .quantize(let settings): return "quantize W\(settings.recipe.weightBits)A\(settings.recipe.activationBits) \(settings.recipe.scheme)"
+        case .quantize(let settings): return "quantize W\(settings.recipe.weightBits)A\(settings.recipe.activationBits) \(settings.recipe.scheme.profileText)"
         case .evaluate: return "evaluate"
         case .export(let kind, let path, _): return "export \(kind.rawValue) → \((path as NSString).lastPathComponent)"
         case .activationStatistics: return "activation statistics"
@@ -83,6 +83,34 @@ public struct CompressionOutcome: Sendable, Equatable {
     }
 }
 
+/// Sensitivity scores a running auto-select has measured for one layer, streamed to the
+/// workbench before the job's result (so the score column and the sensitivity bars fill in
+/// while the search runs).
+public struct ScoreUpdate: Sendable, Equatable {
+    /// `accuracy`, `agreement` or `sqnr`.
+    public var metric: String
+    /// The uncompressed model's score under `metric`.
+    public var baseline: Double?
+    public var technique: CompressionTechnique
+    public var layer: String
+    /// The layer's scores, one per candidate ratio.
+    public var points: [ScorePoint]
+    /// Layers scored so far (this one included) and layers to score in all.
+    public var layersDone: Int
+    public var layersTotal: Int
+
+    public init(metric: String, baseline: Double?, technique: CompressionTechnique, layer: String, points: [ScorePoint],
+                layersDone: Int, layersTotal: Int) {
+        self.metric = metric
+        self.baseline = baseline
+        self.technique = technique
+        self.layer = layer
+        self.points = points
+        self.layersDone = layersDone
+        self.layersTotal = layersTotal
+    }
+}
+
 /// What a finished job hands back.
 public enum JobResult: Sendable, Equatable {
     case compression(CompressionOutcome)
@@ -108,6 +136,9 @@ public struct JobEntry: Sendable, Equatable, Identifiable {
     public var progress: ProgressEvent?
     public var secondsRemaining: Double?
     public var cancelRequested: Bool
+    /// Layers an auto-select has streamed scores for, and layers it scores in all.
+    public var layersScored: Int?
+    public var layersToScore: Int?
     /// Error text of a failed job, or the summary of a finished one.
     public var message: String?
 

@@ -126,6 +126,7 @@ extension WorkbenchState {
                 let data = try SessionProfile.encode(SessionProfile.relativizingPaths(of: sessionForSaving, to: url))
                 effects.append(.writeFile(path: target, contents: data))
                 profilePath = target
+                savedSession = session
                 status = StatusMessage("saved session profile \(target)")
             } catch {
                 status = StatusMessage("cannot encode the session: \(error)", .error)

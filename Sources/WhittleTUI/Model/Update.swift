@@ -1,5 +1,6 @@
 import Foundation
 import WhittleEngine
+import WhittleQuant
 import WhittleSession
 
 /// The workbench's pure functions: `update` (state, action → state, effects) and `render`.
@@ -8,6 +9,8 @@ public enum Workbench {
     public static let ratioStep = 0.05
     /// Smallest ratio a slider allows.
     public static let minimumRatio = 0.05
+    /// Seconds between autosaves of a changed session.
+    public static let autosaveInterval = 30.0
 
     /// Applies one action. Pure: the same state and action always give the same result;
     /// anything that touches the world is returned as an effect.
@@ -30,6 +33,26 @@ public enum Workbench {
             next.updateJob(id) {
                 $0.progress = event
                 $0.secondsRemaining = remaining
+            }
+        case .jobScores(let id, let update):
+            next.updateJob(id) {
+                $0.layersScored = update.layersDone
+                $0.layersToScore = update.layersTotal
+            }
+            var scores = ScoreTables(metric: update.metric, baseline: update.baseline)
+            for point in update.points {
+                scores.record(technique: update.technique, layer: update.layer, ratio: point.ratio, score: point.score)
+            }
+            next.merge(scores)
+        case .autosaveTimer:
+            if let profile = next.profilePath, next.isDirty {
+                effects.append(.autosave(profile: profile, session: next.sessionForSaving))
+                next.savedSession = next.session
+            }
+        case .autosaved(let path, let error):
+            if let error {
+                next.savedSession = nil
+                next.status = StatusMessage("autosave to \(path) failed: \(error)", .error)
             }
         case .jobFinished(let id, let result):
             next.updateJob(id) { $0.phase = .finished }
@@ -227,6 +250,18 @@ extension WorkbenchState {
             snapshotSelection = min(snapshotSelection, max(0, session.snapshots.count - 1))
             status = StatusMessage("deleted snapshot '\(name)'")
         case .cancelJob:
+            if focus == .compression || focus == .quantization {
+                // The panel's own running job (auto-select, quantize).
+                let kind: JobKind = focus == .compression ? .autoSelect : .quantize
+                guard let index = jobs.lastIndex(where: { $0.kind == kind && $0.phase == .running }) else {
+                    status = StatusMessage("no \(focus == .compression ? "auto-select" : "quantization") is running")
+                    return
+                }
+                jobs[index].cancelRequested = true
+                effects.append(.cancelJob(id: jobs[index].id))
+                status = StatusMessage("cancelling \(jobs[index].title)")
+                return
+            }
             guard jobs.indices.contains(jobSelection) else { return }
             let job = jobs[jobSelection]
             guard job.phase == .running else {
@@ -386,20 +421,20 @@ extension WorkbenchState {
         var recipe = session.recipe
         switch field {
         case .config:
-            let index = configPresets.firstIndex(of: recipe.configPreset) ?? -1
-            recipe.configPreset = configPresets[(index + direction + configPresets.count) % configPresets.count]
+            let index = configPresets.firstIndex(of: recipe.config) ?? -1
+            recipe.config = configPresets[(index + direction + configPresets.count) % configPresets.count]
         case .scheme:
-            let all = RangeScheme.allDefaults
+            let all = CalibrationScheme.workbenchChoices
             let index = all.firstIndex(of: recipe.scheme) ?? 0
             recipe.scheme = all[(index + direction + all.count) % all.count]
         case .weightBits: recipe.weightBits = min(16, max(2, recipe.weightBits + direction))
         case .activationBits: recipe.activationBits = min(16, max(2, recipe.activationBits + direction))
-        case .perChannel: recipe.perChannel.toggle()
+        case .perChannel: recipe.perChannel = recipe.perChannel == true ? nil : true
         case .cle: recipe.crossLayerEqualization.toggle()
         case .biasCorrection: recipe.biasCorrection.toggle()
         case .adaRound: recipe.adaRound.toggle()
         case .sequentialMSE: recipe.sequentialMSE.toggle()
-        case .automatic: recipe.automatic.toggle()
+        case .automatic: session.autoQuant.toggle()
         }
         session.recipe = recipe
     }
@@ -412,8 +447,8 @@ extension WorkbenchState {
         case .quantization:
             if let field = QuantizationField(rawValue: quantizationRow) {
                 switch field {
-                case .config: overlay = .entry(.recipe(.config), text: session.recipe.configPreset)
-                case .scheme: overlay = .entry(.recipe(.scheme), text: session.recipe.scheme.description)
+                case .config: overlay = .entry(.recipe(.config), text: session.recipe.config)
+                case .scheme: overlay = .entry(.recipe(.scheme), text: session.recipe.scheme.profileText)
                 case .weightBits: overlay = .entry(.recipe(.weightBits), text: String(session.recipe.weightBits))
                 case .activationBits: overlay = .entry(.recipe(.activationBits), text: String(session.recipe.activationBits))
                 default: adjustRecipe(field, by: 1)
@@ -450,10 +485,10 @@ extension WorkbenchState {
             switch field {
             case .config:
                 guard !text.isEmpty else { return }
-                session.recipe.configPreset = text
+                session.recipe.config = text
             case .scheme:
-                guard let scheme = RangeScheme(parsing: text) else {
-                    status = StatusMessage("unknown range scheme '\(text)' (minmax, sqnr, mse, percentile:P)", .error)
+                guard let scheme = try? CalibrationScheme(parsing: text) else {
+                    status = StatusMessage("unknown range scheme '\(text)' (minmax, sqnr, mse, percentile:P with P in 50...100)", .error)
                     return
                 }
                 session.recipe.scheme = scheme
@@ -508,23 +543,7 @@ extension WorkbenchState {
         case .compression(let outcome):
             session.compression.ratios = outcome.ratios.filter { $0.value < 1 }
             exactCompression = outcome.metrics
-            if let scores = outcome.scores {
-                if session.scores.isEmpty || session.scores.metric == scores.metric {
-                    var merged = session.scores
-                    merged.metric = scores.metric
-                    merged.baseline = scores.baseline ?? merged.baseline
-                    for (technique, layers) in scores.tables {
-                        for (layer, points) in layers {
-                            for point in points {
-                                merged.record(technique: CompressionTechnique(rawValue: technique), layer: layer, ratio: point.ratio, score: point.score)
-                            }
-                        }
-                    }
-                    session.scores = merged
-                } else {
-                    session.scores = scores
-                }
-            }
+            if let scores = outcome.scores { merge(scores) }
             let macs = outcome.metrics.macs.map { Text.count($0) } ?? "?"
             updateJob(id) { $0.message = "\(outcome.ratios.count) layers compressed, \(macs) MACs" }
             status = StatusMessage("\(title): done, \(outcome.ratios.count) layers compressed, \(macs) MACs")
@@ -547,6 +566,26 @@ extension WorkbenchState {
             activationHistograms = histograms
             updateJob(id) { $0.message = "\(histograms.count) layer outputs" }
         }
+    }
+
+    /// Folds measured scores into the session's tables: added to them when measured with the
+    /// same metric (or the tables are empty), replacing them otherwise.
+    mutating func merge(_ scores: ScoreTables) {
+        guard session.scores.isEmpty || session.scores.metric == scores.metric else {
+            session.scores = scores
+            return
+        }
+        var merged = session.scores
+        merged.metric = scores.metric
+        merged.baseline = scores.baseline ?? merged.baseline
+        for (technique, layers) in scores.tables {
+            for (layer, points) in layers {
+                for point in points {
+                    merged.record(technique: CompressionTechnique(rawValue: technique), layer: layer, ratio: point.ratio, score: point.score)
+                }
+            }
+        }
+        session.scores = merged
     }
 
     static func describe(_ metrics: SessionMetrics) -> String {

@@ -136,6 +136,9 @@ public struct WorkbenchState: Sendable, Equatable {
     public var dragging: String?
     /// Wall-clock time, set by the runtime before each action (snapshot dates); fixed in tests.
     public var now: Date
+    /// The session as last written to the profile or its autosave (nil: never written, or
+    /// the last write failed). The session is dirty while it differs.
+    public var savedSession: Session?
 
     public init(session: Session, model: ModelSummary, size: Size = Size(width: 80, height: 24), themeName: String = "dark",
                 themeNames: [String] = ["dark", "mono"], options: DisplayOptions = DisplayOptions(),
@@ -163,6 +166,7 @@ public struct WorkbenchState: Sendable, Equatable {
         self.profilePath = profilePath
         tickCount = 0
         now = Date(timeIntervalSince1970: 0)
+        savedSession = profilePath == nil ? nil : session
         if let name = session.ui.selectedLayer, let index = model.index(of: name) { selectedLayer = index }
         if let focused = session.ui.focusedPanel, let panel = Panel.allCases.first(where: { $0.title.lowercased() == focused.lowercased() }) {
             focus = panel
@@ -222,6 +226,9 @@ public struct WorkbenchState: Sendable, Equatable {
         }
         return Int((bits / 8).rounded())
     }
+
+    /// Whether the session changed since it was last written (profile or autosave).
+    public var isDirty: Bool { session != savedSession }
 
     /// The session with the UI choices folded in (what a profile saves).
     public var sessionForSaving: Session {

@@ -28,9 +28,13 @@ extension Workbench {
         buffer.write(targetLine, x: inner.x, y: inner.y + 1, maxWidth: inner.width)
         let action: [Span]
         if let job = state.jobs.last(where: { $0.kind == .autoSelect && $0.phase == .running }) {
-            let progress = job.progress.map { "\($0.phase) \($0.completed)/\($0.total)" + ($0.detail.map { " · \($0)" } ?? "") } ?? "starting"
+            var progress = job.progress.map { ($0.detail ?? $0.phase) + " (\($0.completed)/\($0.total))" } ?? "starting"
+            if let done = job.layersScored, let total = job.layersToScore, job.progress?.detail?.hasPrefix("layer") != true {
+                progress = "\(done) of \(total) layers scored · " + progress
+            }
+            if let remaining = job.secondsRemaining { progress += " · ETA " + Text.duration(remaining) }
             action = [Span("\(context.spinner()) auto-select running: ", theme.style(.warn)), Span(progress, theme.base),
-                      Span(" (6: jobs, x cancels)", theme.muted)]
+                      Span(" (\(context.key(.cancelJob, .compression)) cancels)", theme.muted)]
         } else if state.capabilities.contains(.autoSelect) {
             action = [Span("press ", theme.muted), Span(context.key(.autoSelect, .compression), theme.accent.with(.bold)),
                       Span(" to auto-select ratios for the target (greedy search on the evaluation data)", theme.muted)]

@@ -10,8 +10,10 @@ extension Workbench {
         // Result line.
         let result: [Span]
         if let job = state.jobs.last(where: { $0.kind == .quantize && $0.phase == .running }) {
-            let progress = job.progress.map { "\($0.phase) \($0.completed)/\($0.total)" } ?? "starting"
-            result = [Span("\(context.spinner()) quantizing: ", theme.style(.warn)), Span(progress, theme.base)]
+            var progress = job.progress.map { "\($0.phase) \($0.completed)/\($0.total)" } ?? "starting"
+            if let remaining = job.secondsRemaining { progress += " · ETA " + Text.duration(remaining) }
+            result = [Span("\(context.spinner()) quantizing: ", theme.style(.warn)), Span(progress, theme.base),
+                      Span(" (\(context.key(.cancelJob, .quantization)) cancels)", theme.muted)]
         } else if let metrics = state.quantizationResult {
             var spans = [Span("result ", theme.muted), Span(WorkbenchState.describe(metrics), theme.title)]
             if let float = state.baseline?.accuracy ?? state.evaluation?.accuracy {
@@ -39,16 +41,16 @@ extension Workbench {
             if isSelected { buffer.fill(Rect(x: split.recipe.x, y: y, width: split.recipe.width, height: 1), style: rowStyle) }
             let value: String
             switch field {
-            case .config: value = recipe.configPreset
-            case .scheme: value = recipe.scheme.description
+            case .config: value = recipe.config
+            case .scheme: value = recipe.scheme.profileText
             case .weightBits: value = "\(recipe.weightBits)"
             case .activationBits: value = "\(recipe.activationBits)"
-            case .perChannel: value = check(recipe.perChannel, glyphs)
+            case .perChannel: value = check(recipe.perChannel == true, glyphs)
             case .cle: value = check(recipe.crossLayerEqualization, glyphs)
             case .biasCorrection: value = check(recipe.biasCorrection, glyphs)
             case .adaRound: value = check(recipe.adaRound, glyphs)
             case .sequentialMSE: value = check(recipe.sequentialMSE, glyphs)
-            case .automatic: value = check(recipe.automatic, glyphs)
+            case .automatic: value = check(state.session.autoQuant, glyphs)
             }
             let labelWidth = min(25, max(8, split.recipe.width - 14))
             buffer.write(Text.left(field.label, labelWidth, glyphs: glyphs), x: split.recipe.x + 1, y: y, style: isSelected ? rowStyle : theme.muted, maxWidth: labelWidth)

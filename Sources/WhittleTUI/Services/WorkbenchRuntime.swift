@@ -14,8 +14,11 @@ public final class WorkbenchRuntime: Sendable {
     /// only this runtime starts them, so the mapping is recorded before each start.
     private let ids = JobIDTable()
 
+    private let post: @Sendable (WorkbenchAction) -> Void
+
     public init(services: WorkbenchServices, post: @escaping @Sendable (WorkbenchAction) -> Void) {
         self.services = services
+        self.post = post
         let ids = self.ids
         runner = JobRunner<JobResult>(progressInterval: .milliseconds(50)) { event in
             guard let id = ids.mutex.withLock({ $0.map[event.job.rawValue] }) else { return }
@@ -40,7 +43,10 @@ public final class WorkbenchRuntime: Sendable {
                 state.started += 1
                 state.map[state.started] = id
             }
-            runner.start(request.title) { context in try services.run(request, context: context) }
+            let post = self.post
+            runner.start(request.title) { context in
+                try services.run(request, context: context) { update in post(.jobScores(id: id, update)) }
+            }
             return nil
         case .cancelJob(let id):
             let runnerID = ids.mutex.withLock { state in state.map.first { $0.value == id }?.key }
@@ -52,6 +58,14 @@ public final class WorkbenchRuntime: Sendable {
                 return nil
             } catch {
                 return .message(StatusMessage("cannot write \(path): \(JobRunner<JobResult>.describe(error))", .error))
+            }
+        case .autosave(let profile, let session):
+            do {
+                try SessionProfile.autosave(session, for: URL(fileURLWithPath: profile))
+                return .autosaved(path: SessionProfile.autosaveURL(for: URL(fileURLWithPath: profile)).path, error: nil)
+            } catch {
+                return .autosaved(path: SessionProfile.autosaveURL(for: URL(fileURLWithPath: profile)).path,
+                                  error: JobRunner<JobResult>.describe(error))
             }
         case .redraw, .quit:
             return nil

@@ -8,7 +8,10 @@ import WhittleSession
 /// build": the key that would start it says so instead. Every closure runs on a job thread
 /// and should report progress and check cancellation through its `JobContext`.
 public struct WorkbenchServices: Sendable {
-    public typealias AutoSelect = @Sendable (_ target: Double, _ settings: SessionSettings, _ context: JobContext) throws -> CompressionOutcome
+    /// Receives the scores of each layer as an auto-select measures them (on the job thread).
+    public typealias ScoreSink = @Sendable (ScoreUpdate) -> Void
+    public typealias AutoSelect = @Sendable (_ target: Double, _ settings: SessionSettings, _ context: JobContext,
+                                             _ scores: ScoreSink) throws -> CompressionOutcome
     public typealias Evaluate = @Sendable (_ settings: SessionSettings, _ context: JobContext) throws -> SessionMetrics
     public typealias Export = @Sendable (_ path: String, _ session: Session, _ context: JobContext) throws -> Void
     public typealias ActivationStatistics = @Sendable (_ context: JobContext) throws -> [String: Histogram]
@@ -43,13 +46,13 @@ public struct WorkbenchServices: Sendable {
         return kinds
     }
 
-    /// Runs one request (on the calling thread).
-    public func run(_ request: JobRequest, context: JobContext) throws -> JobResult {
+    /// Runs one request (on the calling thread); an auto-select streams its scores to `scores`.
+    public func run(_ request: JobRequest, context: JobContext, scores: ScoreSink = { _ in }) throws -> JobResult {
         func missing(_ what: String) -> WhittleError { WhittleError(.invalidArgument, what, "not available in this build") }
         switch request {
         case .autoSelect(let target, let settings):
             guard let autoSelect else { throw missing("auto-select") }
-            return .compression(try autoSelect(target, settings, context))
+            return .compression(try autoSelect(target, settings, context, scores))
         case .quantize(let settings):
             guard let quantize else { throw missing("quantize") }
             return .quantization(try quantize(settings, context))

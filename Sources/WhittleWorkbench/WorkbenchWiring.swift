@@ -9,15 +9,15 @@ import WhittleTUI
 /// quantization simulation and per-layer SQNR (WhittleQuant), and the encodings, QDQ ONNX,
 /// compressed ONNX and HTML report exports. Each closure runs on a job thread and reports
 /// progress and checks cancellation through its `JobContext`.
-enum WorkbenchWiring {
+public enum WorkbenchWiring {
     /// Samples the greedy search scores every candidate on (the CLI's `--eval-samples` default).
-    static let defaultSearchSamples = 64
+    public static let defaultSearchSamples = 64
     /// Samples the per-layer SQNR pass runs.
-    static let sqnrSamples = 64
+    public static let sqnrSamples = 64
     /// Calibration samples the report histograms.
-    static let reportSamples = 64
+    public static let reportSamples = 64
 
-    static func services(graph: Graph, model: ModelSummary, evaluation: Dataset?, calibration: Dataset?,
+    public static func services(graph: Graph, model: ModelSummary, evaluation: Dataset?, calibration: Dataset?,
                          searchSamples: Int = defaultSearchSamples, cache: ScoreCache? = nil) -> WorkbenchServices {
         var services = WorkbenchServices.live(graph: graph, model: model, evaluation: evaluation, calibration: calibration)
         let floatEvaluate = services.evaluate
@@ -25,8 +25,9 @@ enum WorkbenchWiring {
 
         if let reference {
             let subset = reference.subset(first: min(max(1, searchSamples), reference.sampleCount))
-            services.autoSelect = { target, settings, context in
-                try autoSelect(graph: graph, target: target, settings: settings, data: subset, cache: cache, context: context)
+            services.autoSelect = { target, settings, context, scores in
+                try autoSelect(graph: graph, target: target, settings: settings, data: subset, cache: cache, context: context,
+                               scores: scores)
             }
             services.evaluate = { settings, context in
                 if settings.compression.ratios.isEmpty, let floatEvaluate { return try floatEvaluate(settings, context) }
@@ -81,7 +82,7 @@ enum WorkbenchWiring {
     // MARK: Compression
 
     /// The compression library's technique for a session technique name.
-    static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
+    public static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
         guard let converted = WhittleCompress.CompressionTechnique(rawValue: technique.rawValue) else {
             throw WhittleError(.invalidArgument, "technique '\(technique.rawValue)'",
                                "unknown to the compression library (known: \(WhittleCompress.CompressionTechnique.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -90,7 +91,7 @@ enum WorkbenchWiring {
     }
 
     /// `graph` with the settings' per-layer ratios applied (the graph itself when none are below 1).
-    static func compress(_ graph: Graph, settings: SessionSettings, data: Dataset?, context: JobContext) throws -> Graph {
+    public static func compress(_ graph: Graph, settings: SessionSettings, data: Dataset?, context: JobContext) throws -> Graph {
         let ratios = settings.compression.ratios.filter { $0.value < 1 }
         guard !ratios.isEmpty else { return graph }
         var choices: [LayerChoice] = []
@@ -104,11 +105,56 @@ enum WorkbenchWiring {
 
     /// Greedy per-layer ratio selection (AIMET's threshold search plus noise allocation, the
     /// better combined model kept) for the settings' default technique.
-    static func autoSelect(graph: Graph, target: Double, settings: SessionSettings, data: Dataset, cache: ScoreCache?,
-                           context: JobContext) throws -> WhittleTUI.CompressionOutcome {
+    ///
+    /// The score table is measured one layer at a time first (`ScoreTableBuilder` with every
+    /// other layer ignored gives exactly that layer's row of the full table), and each row goes
+    /// to `scores` as soon as it is measured, with progress "layer k of n". The rows land in
+    /// the score cache (a temporary one when there is none), so the pipeline's own table
+    /// build that follows reads them back instead of measuring them again.
+    public static func autoSelect(graph: Graph, target: Double, settings: SessionSettings, data: Dataset, cache: ScoreCache?,
+                           context: JobContext, scores: WorkbenchServices.ScoreSink = { _ in }) throws -> WhittleTUI.CompressionOutcome {
         guard target > 0, target <= 1 else {
             throw WhittleError(.invalidArgument, "auto-select target", "must be in (0, 1], got \(target)")
         }
+        let request = try compressionRequest(target: target, settings: settings, data: data)
+        guard let method = request.scheme.first else { throw WhittleError(.invalidArgument, "auto-select", "no technique") }
+        context.report(phase: "reference pass", completed: 0, total: 1, detail: "\(data.sampleCount) samples")
+        let evaluator = try ScoreEvaluator(graph: graph, inputs: data.inputs, labels: data.labels)
+        try context.checkCancellation("auto-select")
+
+        let scratch = cache == nil ? FileManager.default.temporaryDirectory.appendingPathComponent("whittle-scores-\(UUID().uuidString)") : nil
+        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+        let tableCache = cache ?? scratch.map { ScoreCache(directory: $0) }
+        let metric = request.metric
+        let baseline = evaluator.baseline.value(metric)
+        let eligible = try Compressor.eligibility(of: graph, technique: method).filter(\.eligible).map(\.layer)
+        let layers = eligible.filter { !request.ignore.contains($0) }
+        let perLayer = max(1, request.candidateCount - 1)
+        let phase = "scoring \(method.rawValue)"
+        for (index, layer) in layers.enumerated() {
+            try context.checkCancellation("auto-select")
+            let prefix = "layer \(index + 1) of \(layers.count): \(layer)"
+            let layerContext = JobContext(cancellation: context.cancellation) { event in
+                // The builder's detail ends with " at RATIO" while it measures a candidate.
+                let ratio = event.detail.flatMap { text in text.range(of: " at ", options: .backwards).map { String(text[$0.lowerBound...]) } }
+                context.report(phase: phase, completed: index * perLayer + min(perLayer, event.completed),
+                               total: layers.count * perLayer, detail: prefix + (ratio ?? ""))
+            }
+            let builder = ScoreTableBuilder(technique: method, candidateCount: request.candidateCount,
+                                            ignore: Set(eligible).subtracting([layer]), options: request.options, cache: tableCache)
+            let table = try builder.build(evaluator: evaluator, job: layerContext)
+            for row in table.layers {
+                scores(scoreUpdate(row, metric: metric, baseline: baseline, layersDone: index + 1, layersTotal: layers.count))
+            }
+        }
+        let (_, report) = try CompressionPipeline.run(request, evaluator: evaluator, cache: tableCache, job: context)
+        return outcome(report, metric: metric)
+    }
+
+    /// The compression library's request for a workbench auto-select: the settings' default
+    /// technique, MAC target, candidate count and ignored layers; accuracy when the data has
+    /// labels, else agreement with the float model.
+    public static func compressionRequest(target: Double, settings: SessionSettings, data: Dataset) throws -> CompressionRequest {
         let method = try technique(settings.compression.defaultTechnique)
         var request = CompressionRequest(scheme: [method], goal: .target(target))
         request.cost = .macs
@@ -116,15 +162,23 @@ enum WorkbenchWiring {
         request.ignore = Set(settings.compression.ignoredLayers)
         request.metric = data.labels != nil ? .accuracy : .agreement
         request.options = CompressionOptions(reconstructionInputs: method == .channelPruning ? data.inputs : nil)
-        context.report(phase: "reference pass", completed: 0, total: 1, detail: "\(data.sampleCount) samples")
-        let evaluator = try ScoreEvaluator(graph: graph, inputs: data.inputs, labels: data.labels)
-        try context.checkCancellation("auto-select")
-        let (_, report) = try CompressionPipeline.run(request, evaluator: evaluator, cache: cache, job: context)
+        return request
+    }
+
+    /// One measured score-table row as a workbench score update.
+    public static func scoreUpdate(_ row: LayerScores, metric: CompressionScore, baseline: Double?, layersDone: Int, layersTotal: Int) -> ScoreUpdate {
+        ScoreUpdate(metric: metric.rawValue, baseline: baseline, technique: WhittleSession.CompressionTechnique(rawValue: row.technique.rawValue),
+                    layer: row.layer, points: row.entries.map { ScorePoint(ratio: $0.ratio, score: $0.scores.value(metric) ?? $0.scores.sqnr) },
+                    layersDone: layersDone, layersTotal: layersTotal)
+    }
+
+    /// The workbench outcome of a compression report: chosen ratios, exact totals and every
+    /// stage's score table.
+    public static func outcome(_ report: CompressionReport, metric: CompressionScore) -> WhittleTUI.CompressionOutcome {
         var ratios: [String: Double] = [:]
         for stage in report.stages {
             for choice in stage.choices { ratios[choice.layer] = choice.ratio }
         }
-        let metric = request.metric
         var tables = ScoreTables(metric: metric.rawValue, baseline: report.baseline.value(metric))
         for stage in report.stages {
             guard let table = stage.scoreTable else { continue }
@@ -143,38 +197,26 @@ enum WorkbenchWiring {
 
     // MARK: Quantization
 
-    /// The pipeline recipe for a session's persisted recipe and per-layer bit widths. A weight
-    /// override targets the layer's weight tensor, an activation override its output tensor.
-    static func recipe(_ settings: SessionSettings, model: ModelSummary) throws -> WhittleQuant.QuantizationRecipe {
-        let session = settings.recipe
-        guard !session.automatic else {
+    /// The pipeline recipe for the settings: the session's recipe with its per-layer bit
+    /// widths added as tensor overrides (a weight override targets the layer's weight tensor,
+    /// an activation override its output tensor).
+    public static func recipe(_ settings: SessionSettings, model: ModelSummary) throws -> QuantizationRecipe {
+        guard !settings.autoQuant else {
             throw WhittleError(.invalidArgument, "recipe auto", "the automatic technique search is not available in the workbench; turn 'auto' off")
         }
-        let scheme: CalibrationScheme
-        switch session.scheme {
-        case .minMax: scheme = .minMax
-        case .sqnr: scheme = .sqnr
-        case .mse: scheme = .mse
-        case .percentile(let p): scheme = .percentile(p)
-        }
-        var overrides: [String: Int] = [:]
-        for (layer, override) in settings.bitWidthOverrides {
+        var recipe = settings.recipe
+        for (layer, override) in settings.bitWidthOverrides.sorted(by: { $0.key < $1.key }) {
             guard let summary = model.layers.first(where: { $0.name == layer }) else { continue }
-            if let bits = override.weightBits, let weight = summary.weightName { overrides[weight] = bits }
-            if let bits = override.activationBits, let output = summary.outputs.first { overrides[output] = bits }
+            if let bits = override.weightBits, let weight = summary.weightName { recipe.bitOverrides[weight] = bits }
+            if let bits = override.activationBits, let output = summary.outputs.first { recipe.bitOverrides[output] = bits }
         }
-        let recipe = WhittleQuant.QuantizationRecipe(
-            config: session.configPreset, scheme: scheme, weightBits: session.weightBits, activationBits: session.activationBits,
-            perChannel: session.perChannel ? true : nil, crossLayerEqualization: session.crossLayerEqualization,
-            biasCorrection: session.biasCorrection, adaRound: session.adaRound, sequentialMSE: session.sequentialMSE,
-            bitOverrides: overrides)
         try recipe.validate()
         return recipe
     }
 
     /// Runs post-training quantization of the (compressed) model with the settings' recipe.
-    static func quantize(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
-                         context: JobContext) throws -> (QuantizedModel, WhittleQuant.QuantizationRecipe) {
+    public static func quantize(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
+                         context: JobContext) throws -> (QuantizedModel, QuantizationRecipe) {
         let recipe = try recipe(settings, model: model)
         let source = try compress(graph, settings: settings, data: calibration, context: context)
         let (quantized, _) = try PostTrainingQuantization.run(graph: source, recipe: recipe, calibration: calibration.inputs, job: context)
@@ -184,7 +226,7 @@ enum WorkbenchWiring {
     /// Quantized accuracy, agreement and output SQNR against the float model, and the SQNR of
     /// every quantized activation attributed to the workbench layer that produces it (or, for
     /// activations fused after a layer, to that layer).
-    static func quantizeMetrics(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
+    public static func quantizeMetrics(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
                                 evaluation: Dataset, context: JobContext) throws -> SessionMetrics {
         let (quantized, recipe) = try quantize(graph: graph, model: model, settings: settings, calibration: calibration, context: context)
         let comparison = try OutputComparison.measure(float: graph, quantized: try quantized.simulationGraph(),
@@ -228,7 +270,7 @@ enum WorkbenchWiring {
 
     /// The encodings format version: the profile's `ui.extra["encodings-version"]`
     /// (0.6.1, 1.0.0 or 2.0.0), AIMET 1.0.0 by default.
-    static func encodingsVersion(_ session: Session) throws -> EncodingsVersion {
+    public static func encodingsVersion(_ session: Session) throws -> EncodingsVersion {
         let text = session.ui.extra["encodings-version"] ?? EncodingsVersion.v1_0_0.rawValue
         guard let version = EncodingsVersion(rawValue: text) else {
             throw WhittleError(.invalidArgument, "encodings version '\(text)'",

@@ -1,0 +1,148 @@
+import Foundation
+import Synchronization
+import Testing
+import WhittleCompress
+import WhittleEngine
+import WhittleIO
+import WhittleQuant
+import WhittleSession
+import WhittleTUI
+@testable import WhittleWorkbench
+
+/// The bundled sample model and its data, loaded once per test.
+struct Sample {
+    let graph: Graph
+    let model: ModelSummary
+    let calibration: Dataset
+    let evaluation: Dataset
+
+    init(model name: String = "digits-cnn", samples: Int = 48) throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("SampleModels")
+        graph = try ONNXImporter.load(contentsOf: folder.appendingPathComponent("\(name).onnx"))
+        model = try ModelSummary(graph: graph, path: "\(name).onnx")
+        let inputs = graph.inputs.map(\.name)
+        calibration = try Dataset.load(from: folder.appendingPathComponent("digits-calib.npz"), inputNames: inputs).subset(first: samples)
+        evaluation = try Dataset.load(from: folder.appendingPathComponent("digits-test.npz"), inputNames: inputs).subset(first: samples)
+    }
+}
+
+/// Collects what a job thread hands back.
+final class Collected<T: Sendable>: Sendable {
+    let items = Mutex<[T]>([])
+    func append(_ item: T) { items.withLock { $0.append(item) } }
+    var all: [T] { items.withLock { $0 } }
+}
+
+@Suite("Workbench wiring")
+struct WorkbenchWiringTests {
+    @Test func recipeCarriesTheSessionRecipeAndMapsLayerBitsToTensors() throws {
+        let sample = try Sample()
+        var settings = SessionSettings()
+        settings.recipe.weightBits = 6
+        settings.recipe.scheme = .percentile(99.9)
+        settings.recipe.perChannel = true
+        settings.recipe.adaRound = true
+        settings.bitWidthOverrides = ["conv2": BitWidthOverride(weightBits: 4, activationBits: 16), "nonexistent": BitWidthOverride(weightBits: 5)]
+        let recipe = try WorkbenchWiring.recipe(settings, model: sample.model)
+        let conv2 = try #require(sample.model.layers.first { $0.name == "conv2" })
+        let weight = try #require(conv2.weightName), output = try #require(conv2.outputs.first)
+        #expect(recipe.bitOverrides == [weight: 4, output: 16])
+        #expect(recipe.weightBits == 6 && recipe.scheme == .percentile(99.9) && recipe.perChannel == true && recipe.adaRound)
+        #expect(recipe.config == "default")
+
+        settings.autoQuant = true
+        #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
+        settings.autoQuant = false
+        settings.recipe.weightBits = 2
+        #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
+    }
+
+    @Test func techniqueNamesMapOntoTheCompressionLibrary() throws {
+        for technique in WhittleSession.CompressionTechnique.builtIn {
+            #expect(try WorkbenchWiring.technique(technique).rawValue == technique.rawValue)
+        }
+        #expect(throws: WhittleError.self) { try WorkbenchWiring.technique(WhittleSession.CompressionTechnique(rawValue: "magic")) }
+    }
+
+    @Test func compressionRequestFollowsTheSettings() throws {
+        let sample = try Sample(samples: 8)
+        var settings = SessionSettings()
+        settings.compression.defaultTechnique = .channelPruning
+        settings.compression.candidates = [0.25, 0.5, 0.75]
+        settings.compression.ignoredLayers = ["conv1"]
+        let request = try WorkbenchWiring.compressionRequest(target: 0.6, settings: settings, data: sample.evaluation)
+        #expect(request.scheme == [.channelPruning] && request.candidateCount == 4 && request.ignore == ["conv1"])
+        #expect(request.metric == .accuracy)
+        #expect(request.options.reconstructionInputs != nil, "channel pruning reconstructs from the data")
+        let unlabelled = try Dataset(inputs: sample.evaluation.inputs)
+        #expect(try WorkbenchWiring.compressionRequest(target: 0.6, settings: SessionSettings(), data: unlabelled).metric == .agreement)
+    }
+
+    /// Auto-select streams one score update per layer, in order, before it returns; the
+    /// streamed points are exactly the scores of the final outcome.
+    @Test func autoSelectStreamsScoresLayerByLayer() throws {
+        let sample = try Sample(samples: 16)
+        var settings = SessionSettings()
+        settings.compression.candidates = [0.25, 0.5, 0.75]
+        let updates = Collected<ScoreUpdate>()
+        let progress = Collected<ProgressEvent>()
+        let context = JobContext { progress.append($0) }
+        let outcome = try WorkbenchWiring.autoSelect(graph: sample.graph, target: 0.7, settings: settings, data: sample.evaluation,
+                                                     cache: nil, context: context) { updates.append($0) }
+        let streamed = updates.all
+        let eligible = try Compressor.eligibility(of: sample.graph, technique: .spatialSVD).filter(\.eligible).map(\.layer)
+        #expect(streamed.map(\.layer) == eligible)
+        #expect(streamed.map(\.layersDone) == Array(1...eligible.count))
+        #expect(streamed.allSatisfy { $0.layersTotal == eligible.count && $0.points.map(\.ratio) == [0.25, 0.5, 0.75] })
+        let final = try #require(outcome.scores)
+        for update in streamed {
+            #expect(final.curve(technique: .spatialSVD, layer: update.layer) == update.points)
+        }
+        #expect(streamed.first?.metric == "accuracy" && streamed.first?.baseline == final.baseline)
+        #expect(!outcome.ratios.isEmpty && (outcome.metrics.macs ?? .max) <= Int(Double(sample.model.totalMACs) * 0.71))
+        // Progress counts candidates over all layers, "layer k of n" in the detail.
+        let scoring = progress.all.filter { $0.phase == "scoring spatial-svd" && $0.total == eligible.count * 3 }
+        #expect(scoring.contains { $0.detail?.hasPrefix("layer 2 of \(eligible.count): ") == true })
+        #expect(scoring.contains { $0.completed == 3 && $0.total == eligible.count * 3 })
+    }
+
+    @Test func autoSelectStopsWhenCancelledAfterTheFirstLayer() throws {
+        let sample = try Sample(samples: 8)
+        var settings = SessionSettings()
+        settings.compression.candidates = [0.5]
+        let flag = CancellationFlag()
+        let updates = Collected<ScoreUpdate>()
+        #expect(throws: WhittleError.self) {
+            try WorkbenchWiring.autoSelect(graph: sample.graph, target: 0.7, settings: settings, data: sample.evaluation, cache: nil,
+                                           context: JobContext(cancellation: flag)) { update in
+                updates.append(update)
+                flag.cancel()
+            }
+        }
+        #expect(updates.all.count == 1)
+    }
+
+    /// Every layer with weights gets a per-layer SQNR after quantization, on both samples
+    /// (the CNN's Conv+Relu layers and the MobileNet's Conv+BatchNorm+Relu ones).
+    @Test(arguments: ["digits-cnn", "digits-mobilenet"])
+    func quantizationReportsSQNRForEveryQuantizedLayer(_ name: String) throws {
+        let sample = try Sample(model: name, samples: 24)
+        let metrics = try WorkbenchWiring.quantizeMetrics(graph: sample.graph, model: sample.model, settings: SessionSettings(),
+                                                          calibration: sample.calibration, evaluation: sample.evaluation, context: .silent)
+        let weighted = sample.model.layers.filter { $0.weightName != nil }.map(\.name)
+        #expect(!weighted.isEmpty)
+        let missing = weighted.filter { metrics.layers[$0]?.sqnr == nil }
+        #expect(missing.isEmpty, "no SQNR for \(missing)")
+        #expect(metrics.sqnr != nil && metrics.accuracy != nil)
+    }
+
+    @Test func encodingsVersionComesFromTheProfile() throws {
+        var session = Session(modelPath: "m.onnx")
+        #expect(try WorkbenchWiring.encodingsVersion(session) == .v1_0_0)
+        session.ui.extra["encodings-version"] = "0.6.1"
+        #expect(try WorkbenchWiring.encodingsVersion(session) == .v0_6_1)
+        session.ui.extra["encodings-version"] = "9"
+        #expect(throws: WhittleError.self) { try WorkbenchWiring.encodingsVersion(session) }
+    }
+}
