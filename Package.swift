@@ -23,7 +23,9 @@ let package = Package(
             name: "CNCursesW", pkgConfig: "ncursesw",
             providers: [.apt(["libncursesw5-dev"])]),
         // Engine: tensors, graph IR, kernels, compiled plans, cost model.
-        .target(name: "WhittleEngine", dependencies: ["COpenBLAS"]),
+        // Vectorised inner loops (AVX2+FMA chosen at run time) for the engine's direct kernels.
+        .target(name: "CWhittleKernels"),
+        .target(name: "WhittleEngine", dependencies: ["COpenBLAS", "CWhittleKernels"]),
         // Model and data I/O: ONNX (swift-protobuf), NumPy .npy/.npz.
         .target(
             name: "WhittleIO",

@@ -31,10 +31,18 @@ row "digits-mobilenet batch 64" SampleModels/digits-mobilenet.onnx 64 "$REPEATS"
 if [ -f "$CACHE/efficientnet-lite0.onnx" ]; then
   row "efficientnet-lite0 batch 1" "$CACHE/efficientnet-lite0.onnx" 1 "$REPEATS"
   row "efficientnet-lite0 batch 32" "$CACHE/efficientnet-lite0.onnx" 32 $(( REPEATS / 4 > 3 ? REPEATS / 4 : 3 ))
+  # Peak RSS of a whole batch-32 process as the kernel accounts it (/usr/bin/time -v), both engines.
+  if [ -x /usr/bin/time ]; then
+    rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}'; }
+    wr=$(rss "$WHITTLE" bench "$CACHE/efficientnet-lite0.onnx" --batch 32 --threads "$THREADS" --repeats 3 --json)
+    orr=$(rss "$PY" Scripts/reference/ort_bench.py "$CACHE/efficientnet-lite0.onnx" --batch 32 --threads "$THREADS" --repeats 3)
+    echo "efficientnet-lite0 batch 32 peak RSS (/usr/bin/time -v): whittle $wr MiB, onnxruntime $orr MiB"
+  fi
 else
   echo "efficientnet-lite0: $CACHE not found (run 'make models')"
 fi
 "$WHITTLE" microbench --threads "$THREADS"
+echo "load after the speed rows: $(uptime)"
 
 # Quantization simulation vs float inference, same model, same process kind, alternating runs
 # (ratio of medians; > 1 means the simulation is slower), and calibration cost per scheme.

@@ -57,6 +57,21 @@ public enum Microbench {
         }
     }
 
+    /// GFLOP/s of one square `size`^3 `cblas_sgemm` (median of `repeats`): the machine's BLAS
+    /// peak the pointwise rows are judged against.
+    public static func sgemmPeak(size: Int = 1024, repeats: Int = 5) -> Double {
+        let a = [Float](repeating: 0.5, count: size * size), b = [Float](repeating: 0.25, count: size * size)
+        var c = [Float](repeating: 0, count: size * size)
+        let seconds = medianSeconds(repeats) {
+            c.withUnsafeMutableBufferPointer { c in
+                guard let cBase = c.baseAddress else { return }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(size), Int32(size), Int32(size),
+                            1, a, Int32(size), b, Int32(size), 0, cBase, Int32(size))
+            }
+        }
+        return 2 * Double(size * size * size) / seconds / 1e9
+    }
+
     static func medianSeconds(_ repeats: Int, _ body: () -> Void) -> Double {
         let clock = ContinuousClock()
         body()

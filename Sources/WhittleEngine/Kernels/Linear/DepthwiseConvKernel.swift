@@ -1,3 +1,5 @@
+import CWhittleKernels
+
 /// Depthwise convolution (ONNX Conv with `group == C_in`; `C_out / C_in` output channels per
 /// input channel), computed directly on one (image, input channel) plane at a time.
 ///
@@ -6,15 +8,14 @@
 /// at `(py / strideH, px / strideW)`, every phase plane `phaseRows x phaseWidth`. Kernel tap
 /// `(ky, kx)` of output `(oy, ox)` reads padded `(oy * sH + ky * dH, ox * sW + kx * dW)`, which
 /// is phase plane `((ky * dH) % sH, (kx * dW) % sW)` at `(oy + (ky * dH) / sH, ox + (kx * dW) / sW)`.
-/// So with the output laid out "flat" with the phase planes' row pitch (`q = oy * phaseWidth + ox`),
-/// every tap is one fixed offset `offset[tap]` into the buffer, and the convolution is a 1-D sum
-/// `flat[q] = sum over taps of w[tap] * buffer[offset[tap] + q]` over contiguous `q`: no border
-/// branches, no strided loads, and 8-wide vector loops even for 7-wide rows. The few columns
-/// `ox >= outW` of each flat row are computed and dropped when the rows are copied out with the
-/// bias and the fused activation.
+/// So every tap is one fixed offset `offset[tap]` into the buffer, and output row `oy` is
+/// `y[oy, ox] = act(b + sum over taps of w[tap] * buffer[offset[tap] + oy * phaseWidth + ox])` over
+/// contiguous `ox`: no border branches and no strided loads. The rows are computed straight
+/// into the output, bias and fused activation included, by `whittle_depthwise_rows`
+/// (CWhittleKernels: AVX2+FMA when the CPU has it, 16 columns per step, masked tails).
 ///
 /// Planes are split into one contiguous range per thread; each thread owns a slice of the
-/// scratch buffer (its padded planes and its flat output).
+/// scratch buffer (its padded planes).
 struct LinearDepthwiseKernel: Kernel {
     /// Vector width of the inner loops (floats).
     static var lanes: Int { 8 }
@@ -35,9 +36,7 @@ struct LinearDepthwiseKernel: Kernel {
     let phaseRows: Int, phaseWidth: Int
     /// Floats per phase plane, including the vector overrun slack.
     let phaseStride: Int
-    /// Flat outputs per plane (`(outH - 1) * phaseWidth + outW`) rounded up to the vector width.
-    let flatCount: Int
-    /// Floats of one thread's scratch slice: `strideH * strideW` phase planes, then the flat output.
+    /// Floats of one thread's scratch slice: `strideH * strideW` phase planes.
     let sliceCount: Int
     /// Thread slices in the scratch buffer.
     let slices: Int
@@ -60,11 +59,10 @@ struct LinearDepthwiseKernel: Kernel {
         paddedW = (win.outW - 1) * win.strideW + (win.kW - 1) * win.dilationW + 1
         phaseRows = (paddedH + win.strideH - 1) / win.strideH
         phaseWidth = (paddedW + win.strideW - 1) / win.strideW
-        // The last vector may read up to `lanes - 1` floats past the last phase plane row.
-        phaseStride = phaseRows * phaseWidth + Self.lanes
-        let lanes = Self.lanes
-        flatCount = ((win.outH - 1) * phaseWidth + win.outW + lanes - 1) / lanes * lanes
-        sliceCount = win.strideH * win.strideW * phaseStride + flatCount
+        // A row's last (masked) vector may read up to `lanes - 1` floats past the last phase
+        // plane row; the row kernel's contract asks for two vectors of slack.
+        phaseStride = phaseRows * phaseWidth + 2 * Self.lanes
+        sliceCount = win.strideH * win.strideW * phaseStride
         slices = max(1, threads)
         scratchCount = slices * sliceCount
         var offsets: [Int] = []
@@ -88,9 +86,9 @@ struct LinearDepthwiseKernel: Kernel {
         let taps = kH * kW
         let outChannels = inChannels * multiplier
         let outPlane = outH * outW
+        let (low, high) = activation.bounds
         parallelFor(chunks) { chunk in
             let buffer = scratch + chunk * sliceCount
-            let flat = buffer + planes
             // Zero once: the padding positions are never written by the plane copies.
             buffer.update(repeating: 0, count: planes)
             for unit in (chunk * units / chunks)..<((chunk + 1) * units / chunks) {
@@ -98,13 +96,9 @@ struct LinearDepthwiseKernel: Kernel {
                 fill(buffer, from: x + unit * inH * inW)
                 for m in 0..<multiplier {
                     let outChannel = channel * multiplier + m
-                    convolve(UnsafePointer(buffer), weights: w + outChannel * taps, into: flat)
-                    let destination = y + (image * outChannels + outChannel) * outPlane
-                    let biasValue = bias?[outChannel] ?? 0
-                    for oy in 0..<outH {
-                        linearCopyBiasActivation(from: flat + oy * phaseWidth, to: destination + oy * outW,
-                                                 count: outW, bias: biasValue, activation: activation)
-                    }
+                    whittle_depthwise_rows(buffer, tapOffsets.base, taps, w + outChannel * taps, bias?[outChannel] ?? 0,
+                                           low, high, outH, outW, phaseWidth,
+                                           y + (image * outChannels + outChannel) * outPlane)
                 }
             }
         }
@@ -152,40 +146,6 @@ struct LinearDepthwiseKernel: Kernel {
         }
     }
 
-    /// `flat[q] = sum over taps of w[tap] * buffer[offset[tap] + q]` for `q` in `0..<flatCount`.
-    @inline(__always)
-    func convolve(_ buffer: UnsafePointer<Float>, weights w: UnsafePointer<Float>, into flat: UnsafeMutablePointer<Float>) {
-        let count = flatCount
-        let o = tapOffsets
-        if kH == 3 && kW == 3 {
-            Self.nine(flat, count: count, buffer + o[0], buffer + o[1], buffer + o[2], buffer + o[3], buffer + o[4],
-                      buffer + o[5], buffer + o[6], buffer + o[7], buffer + o[8], w)
-            return
-        }
-        var first = true
-        if kW == 5 {
-            for ky in 0..<kH {
-                let t = ky * 5
-                Self.five(flat, count: count, first: first, buffer + o[t], buffer + o[t + 1], buffer + o[t + 2],
-                          buffer + o[t + 3], buffer + o[t + 4], w + t)
-                first = false
-            }
-            return
-        }
-        if kW == 3 {
-            for ky in 0..<kH {
-                let t = ky * 3
-                Self.three(flat, count: count, first: first, buffer + o[t], buffer + o[t + 1], buffer + o[t + 2], w + t)
-                first = false
-            }
-            return
-        }
-        for t in 0..<(kH * kW) {
-            Self.one(flat, count: count, first: first, buffer + o[t], w[t])
-            first = false
-        }
-    }
-
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>, _ i: Int) -> Vector {
         UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)
@@ -194,88 +154,5 @@ struct LinearDepthwiseKernel: Kernel {
     @inline(__always)
     static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
         UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: Vector.self)
-    }
-
-    /// All nine taps of a 3x3 window in one pass.
-    @inline(__always)
-    static func nine(_ out: UnsafeMutablePointer<Float>, count: Int,
-                     _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
-                     _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
-                     _ p6: UnsafePointer<Float>, _ p7: UnsafePointer<Float>, _ p8: UnsafePointer<Float>,
-                     _ w: UnsafePointer<Float>) {
-        let w0 = Vector(repeating: w[0]), w1 = Vector(repeating: w[1]), w2 = Vector(repeating: w[2])
-        let w3 = Vector(repeating: w[3]), w4 = Vector(repeating: w[4]), w5 = Vector(repeating: w[5])
-        let w6 = Vector(repeating: w[6]), w7 = Vector(repeating: w[7]), w8 = Vector(repeating: w[8])
-        var q = 0
-        while q < count {
-            let top = w0 * load(p0, q) + w1 * load(p1, q) + w2 * load(p2, q)
-            let middle = w3 * load(p3, q) + w4 * load(p4, q) + w5 * load(p5, q)
-            let bottom = w6 * load(p6, q) + w7 * load(p7, q) + w8 * load(p8, q)
-            store(top + middle + bottom, out, q)
-            q &+= lanes
-        }
-    }
-
-    /// One row of five taps, written (`first`) or accumulated into `out`.
-    @inline(__always)
-    static func five(_ out: UnsafeMutablePointer<Float>, count: Int, first: Bool,
-                     _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
-                     _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ w: UnsafePointer<Float>) {
-        let w0 = Vector(repeating: w[0]), w1 = Vector(repeating: w[1]), w2 = Vector(repeating: w[2])
-        let w3 = Vector(repeating: w[3]), w4 = Vector(repeating: w[4])
-        var q = 0
-        if first {
-            while q < count {
-                let a = w0 * load(p0, q) + w1 * load(p1, q) + w2 * load(p2, q)
-                let b = w3 * load(p3, q) + w4 * load(p4, q)
-                store(a + b, out, q)
-                q &+= lanes
-            }
-        } else {
-            while q < count {
-                let a = w0 * load(p0, q) + w1 * load(p1, q) + w2 * load(p2, q)
-                let b = w3 * load(p3, q) + w4 * load(p4, q)
-                store(load(out, q) + (a + b), out, q)
-                q &+= lanes
-            }
-        }
-    }
-
-    /// One row of three taps, written (`first`) or accumulated into `out`.
-    @inline(__always)
-    static func three(_ out: UnsafeMutablePointer<Float>, count: Int, first: Bool,
-                      _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
-                      _ w: UnsafePointer<Float>) {
-        let w0 = Vector(repeating: w[0]), w1 = Vector(repeating: w[1]), w2 = Vector(repeating: w[2])
-        var q = 0
-        if first {
-            while q < count {
-                store(w0 * load(p0, q) + w1 * load(p1, q) + w2 * load(p2, q), out, q)
-                q &+= lanes
-            }
-        } else {
-            while q < count {
-                store(load(out, q) + (w0 * load(p0, q) + w1 * load(p1, q) + w2 * load(p2, q)), out, q)
-                q &+= lanes
-            }
-        }
-    }
-
-    /// One tap, written (`first`) or accumulated into `out`.
-    @inline(__always)
-    static func one(_ out: UnsafeMutablePointer<Float>, count: Int, first: Bool, _ p: UnsafePointer<Float>, _ weight: Float) {
-        let wv = Vector(repeating: weight)
-        var q = 0
-        if first {
-            while q < count {
-                store(wv * load(p, q), out, q)
-                q &+= lanes
-            }
-        } else {
-            while q < count {
-                store(load(out, q) + wv * load(p, q), out, q)
-                q &+= lanes
-            }
-        }
     }
 }

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CWhittleKernels
 
 /// Immutable storage a compiled linear kernel owns (pre-packed weights, index tables).
 ///
@@ -35,33 +36,33 @@ func linearGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
                 beta, c, Int32(max(1, ldc)))
 }
 
-/// Adds `bias` to `count` floats and applies `activation`, with the activation switch hoisted
-/// out of the (vectorizable) loop.
+extension FusedActivation {
+    /// The activation as a clamp `[low, high]` (infinite bounds where it does not clip).
+    var bounds: (low: Float, high: Float) {
+        switch self {
+        case .none: return (-.infinity, .infinity)
+        case .relu: return (0, .infinity)
+        case .clip(let low, let high): return (low, high)
+        }
+    }
+}
+
+/// Adds `bias` to `count` floats and applies `activation` (one vectorised clamp pass,
+/// `whittle_bias_clamp`).
 @inline(__always)
 func linearBiasActivation(_ values: UnsafeMutablePointer<Float>, count: Int, bias: Float,
                           activation: FusedActivation) {
-    switch activation {
-    case .none:
-        if bias != 0 { for i in 0..<count { values[i] += bias } }
-    case .relu:
-        for i in 0..<count { values[i] = max(values[i] + bias, 0) }
-    case .clip(let low, let high):
-        for i in 0..<count { values[i] = min(max(values[i] + bias, low), high) }
-    }
+    if activation == .none && bias == 0 { return }
+    let (low, high) = activation.bounds
+    whittle_bias_clamp(values, count, bias, low, high)
 }
 
 /// Copies `count` floats from `source` to `destination`, adding `bias` and applying `activation`.
 @inline(__always)
 func linearCopyBiasActivation(from source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>,
                               count: Int, bias: Float, activation: FusedActivation) {
-    switch activation {
-    case .none:
-        for i in 0..<count { destination[i] = source[i] + bias }
-    case .relu:
-        for i in 0..<count { destination[i] = max(source[i] + bias, 0) }
-    case .clip(let low, let high):
-        for i in 0..<count { destination[i] = min(max(source[i] + bias, low), high) }
-    }
+    let (low, high) = activation.bounds
+    whittle_copy_bias_clamp(source, destination, count, bias, low, high)
 }
 
 /// Applies `activation` to `count` floats split into rows over the engine's threads.
