@@ -166,9 +166,23 @@ public enum CompressionPipeline {
                                                 ignore: request.ignore, options: stageRequest.options, backend: backend,
                                                 cache: cache, exclude: excluded[technique] ?? [:])
                 let table = try builder.build(evaluator: evaluator, job: job, warn: warn)
+                // An earlier stage only takes compressions that are mild on their own (output
+                // SQNR at least `earlyStageSQNRFloor`); the last stage takes what is left. Without
+                // this an earlier stage whose few layers cannot reach its share (e.g. a 3-channel
+                // stem and a 10-way classifier under spatial SVD) crushes them to the smallest ratio.
+                var selectionTable = table
+                var stageAim = stageTarget
+                if !isLast {
+                    selectionTable.layers = table.layers.compactMap { row in
+                        var row = row
+                        row.entries = row.entries.filter { $0.scores.sqnr >= earlyStageSQNRFloor }
+                        return row.entries.isEmpty ? nil : row
+                    }
+                    stageAim = max(stageTarget, GreedySelector.smallestReachable(selectionTable, cost: request.cost))
+                }
                 // Within the overall tolerance of the original model's cost.
                 let tolerance = GreedySelector.ratioTolerance * 0.999 * Double(baseCost) / Double(max(1, currentCost))
-                var stage = try selectAndCompress(table: table, target: stageTarget, tolerance: tolerance, request: stageRequest,
+                var stage = try selectAndCompress(table: selectionTable, target: stageAim, tolerance: tolerance, request: stageRequest,
                                                   evaluator: evaluator, backend: backend, job: job)
                 stage.scoreTable = table
                 graph = stage.graph
@@ -193,6 +207,10 @@ public enum CompressionPipeline {
             stages: stages, seconds: seconds(clock.now - start))
         return (graph, report)
     }
+
+    /// Output SQNR (dB) a layer's compression must keep on its own to be used by a stage that
+    /// is not the last of the scheme.
+    public static let earlyStageSQNRFloor = 20.0
 
     struct StageResult {
         var graph: Graph

@@ -10,12 +10,13 @@ import WhittleEngine
 /// measures the real cost of the selection and, one layer at a time, searches that layer's
 /// ratio continuously (by bisection on the ratio, which the layer turns into a whole number
 /// of kept channels or rank) until the measured ratio is within the tolerance:
-/// - too expensive: the least sensitive layers first (highest score at the next candidate
-///   below their current ratio), down to the smallest candidate ratio;
-/// - too cheap (over-compressed): the most sensitive compressed layers first (lowest score
-///   at their current ratio), up to 1 (left whole).
-/// A layer whose steps are too coarse to land is left at the closest ratio on the side of the
-/// target it started from and the next layer continues from there (up to three passes).
+/// 1. too cheap (over-compressed): the most sensitive compressed layers first (lowest score
+///    at their current ratio) move up toward 1 (left whole) until the cost is at or just
+///    above the target;
+/// 2. too expensive: the least sensitive layers first (highest score at the next candidate
+///    below their current ratio) move down toward the smallest candidate ratio; a layer whose
+///    steps are too coarse to land stops just above the target and the next, finer, layer
+///    continues from there.
 public enum TargetLanding {
     /// The landed ratios and the measured cost ratio.
     public struct Result: Sendable, Equatable {
@@ -52,50 +53,45 @@ public enum TargetLanding {
             where abs(candidate - ratio) < abs(row.candidates[best] - ratio) { best = index }
             return row.scores[min(best, row.scores.count - 1)]
         }
-        // A coarse layer can leave a remainder on the other side for the finer ones: a few passes.
-        for _ in 0..<3 where !landed(measured) {
-            let tooExpensive = measured > target
-            let order = layers.filter { row in
-                let current = ratios[row.layer] ?? 1
-                return tooExpensive ? current > smallestRatio + 1e-9 : ratios[row.layer] != nil
-            }.sorted { a, b in
-                tooExpensive ? score(a, below: ratios[a.layer] ?? 1) > score(b, below: ratios[b.layer] ?? 1)
-                             : score(a, at: ratios[a.layer] ?? 1) < score(b, at: ratios[b.layer] ?? 1)
+        func search(_ row: (layer: String, candidates: [Double], scores: [Double]), toward far: Double) throws {
+            func trial(_ ratio: Double) throws -> Double {
+                var candidate = ratios
+                candidate[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
+                measurements += 1
+                return try measure(candidate, row.layer)
             }
-            for row in order {
-                let current = ratios[row.layer] ?? 1
-                func trial(_ ratio: Double) throws -> Double {
-                    var candidate = ratios
-                    candidate[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
-                    measurements += 1
-                    return try measure(candidate, row.layer)
-                }
-                func accept(_ ratio: Double, _ value: Double) {
-                    ratios[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
-                    measured = value
-                }
-                // Far end of this layer's range first: if even that does not reach the target,
-                // take it and move on.
-                let far = measured > target ? smallestRatio : 1.0
-                let farValue = try trial(far)
-                if landed(farValue) { accept(far, farValue); break }
-                if (measured > target) == (farValue > target) {
-                    accept(far, farValue)
-                    continue
-                }
-                // Bisection between the current ratio and the far end; `near` stays on the side
-                // of the target the search started from.
-                var near = current, nearValue = measured
-                var other = far
-                for _ in 0..<40 where abs(other - near) > 1e-7 {
-                    let mid = (near + other) / 2
-                    let value = try trial(mid)
-                    if landed(value) { accept(mid, value); break }
-                    if (value > target) == (nearValue > target) { near = mid; nearValue = value } else { other = mid }
-                }
-                if landed(measured) { break }
-                accept(near, nearValue)
+            func accept(_ ratio: Double, _ value: Double) {
+                ratios[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
+                measured = value
             }
+            let current = ratios[row.layer] ?? 1
+            guard abs(far - current) > 1e-9 else { return }
+            // The far end first: if even that stays on this side of the target, take it.
+            let farValue = try trial(far)
+            if landed(farValue) || (measured > target) == (farValue > target) { accept(far, farValue); return }
+            // Bisection; `above` keeps the bracket end whose cost is above the target.
+            var near = current, nearValue = measured, other = far, otherValue = farValue
+            for _ in 0..<40 where abs(other - near) > 1e-7 {
+                let mid = (near + other) / 2
+                let value = try trial(mid)
+                if landed(value) { accept(mid, value); return }
+                if (value > target) == (nearValue > target) { near = mid; nearValue = value } else { other = mid; otherValue = value }
+            }
+            if nearValue > target { accept(near, nearValue) } else { accept(other, otherValue) }
+        }
+        // Phase 1, too cheap: give MACs back (most sensitive compressed layers first) until the
+        // cost is at or just above the target.
+        if measured < target - tolerance {
+            let order = layers.filter { ratios[$0.layer] != nil }
+                .sorted { score($0, at: ratios[$0.layer] ?? 1) < score($1, at: ratios[$1.layer] ?? 1) }
+            for row in order where measured < target - tolerance { try search(row, toward: 1) }
+        }
+        // Phase 2, too expensive: compress further (least sensitive first); a layer whose steps
+        // are too coarse stops just above the target and finer layers continue from there.
+        for _ in 0..<2 where measured > target + tolerance {
+            let order = layers.filter { (ratios[$0.layer] ?? 1) > smallestRatio + 1e-9 }
+                .sorted { score($0, below: ratios[$0.layer] ?? 1) > score($1, below: ratios[$1.layer] ?? 1) }
+            for row in order where measured > target + tolerance { try search(row, toward: smallestRatio) }
         }
         return Result(ratios: ratios, measured: measured, measurements: measurements)
     }
