@@ -56,12 +56,12 @@ struct TargetLandingTests {
           arguments: [("digits-cnn", "spatial-svd,channel-pruning"), ("digits-mobilenet", "channel-pruning")])
     func pipeline(model: String, scheme: String) throws {
         let graph = try Fixture.model(model)
-        let data = try Fixture.data("digits-test", first: 16)
-        let evaluator = try ScoreEvaluator(graph: graph, inputs: data.inputs, labels: data.labels, batchSize: 16)
+        let data = try Fixture.data("digits-test", first: 8)
+        let evaluator = try ScoreEvaluator(graph: graph, inputs: data.inputs, labels: data.labels, batchSize: 8)
         var request = CompressionRequest(scheme: try CompressionArguments.scheme(scheme), goal: .target(0.5))
-        request.candidateCount = 4
+        request.candidateCount = 3
         request.refine = false
-        request.options = CompressionOptions(reconstructionInputs: try Fixture.data("digits-calib", first: 16).inputs, batchSize: 16)
+        request.options = CompressionOptions(reconstructionInputs: try Fixture.data("digits-calib", first: 8).inputs, batchSize: 8)
         let (compressed, report) = try CompressionPipeline.run(request, evaluator: evaluator)
         #expect(abs(report.macRatio - 0.5) <= 0.001, "\(report.macRatio)")
         let cost = CostModel.analyze(try GraphAnalysis(graph: compressed, batchSize: 1))

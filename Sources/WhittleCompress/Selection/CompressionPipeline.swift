@@ -133,7 +133,11 @@ public enum CompressionPipeline {
             let technique = request.scheme[0]
             let choices = ratios.sorted { $0.key < $1.key }.map { LayerChoice(layer: $0.key, technique: technique, ratio: $0.value) }
             job.report(phase: "compressing", completed: 0, total: 1, detail: "\(choices.count) layers")
-            let outcome = try backend.compress(graph, choices, request.options, job)
+            var options = request.options
+            if let data = options.reconstructionInputs, options.activations == nil {
+                options.activations = try ActivationSource(graph: graph, inputs: data, batchSize: options.batchSize)
+            }
+            let outcome = try backend.compress(graph, choices, options, job)
             graph = outcome.graph
             stages.append(StageReport(technique: technique, target: nil, choices: choices, outcomes: outcome.layers,
                                       trials: [], method: "manual", scoreTable: nil))
