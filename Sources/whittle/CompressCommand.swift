@@ -136,9 +136,9 @@ struct Compress: ParsableCommand {
             let evaluations = tables.reduce(0) { $0 + $1.statistics.evaluations }
             let seconds = tables.reduce(0.0) { $0 + $1.statistics.seconds }
             let evaluationSeconds = tables.reduce(0.0) { $0 + $1.statistics.evaluationSeconds }
-            print(String(format: "score tables: %.1f s, %d evaluations (%.3f s each), %d from cache", seconds, evaluations,
-                         evaluations > 0 ? evaluationSeconds / Double(evaluations) : 0,
-                         tables.reduce(0) { $0 + $1.statistics.cacheHits }))
+            let hits = tables.reduce(0) { $0 + $1.statistics.cacheHits }
+            let each = evaluations > 0 ? evaluationSeconds / Double(evaluations) : 0
+            print("score tables: \(String(format: "%.1f", seconds)) s, \(evaluations) evaluations (\(String(format: "%.3f", each)) s each), \(hits) from cache")
         }
         print(String(format: "%.1f s; wrote %@", report.seconds, files.joined(separator: ", ")))
     }
