@@ -66,6 +66,10 @@ public struct CompressionOptions: Sendable {
     /// `SVDWhitening`: best rank-k for the layer's output on that data, not for its weight)
     /// and refit its second factor by least squares against the original layer's output.
     public var reconstructSVD: Bool = true
+    /// Activations of the graph being compressed over `reconstructionInputs`, so that
+    /// reconstruction runs only the changed part of the graph (see `ActivationSource`).
+    /// Must have been built for that graph and those inputs.
+    public var activations: ActivationSource?
 
     public init(rankMultiplicity: Int = 1, reconstructionInputs: [String: Tensor]? = nil, batchSize: Int = 32,
                 reconstructSVD: Bool = true) {

@@ -11,7 +11,8 @@ public enum Compressor {
     ///
     /// Spatial and weight SVD: Conv with group 1 (2-D, constant weights) and Gemm (transA 0,
     /// constant B). Channel pruning: Conv with group 1 whose input channels can be winnowed
-    /// upstream (see `Winnowing`).
+    /// (see `ChannelGroup`); when other Convs read the same channels (a residual stream), the
+    /// first of them in execution order is eligible and prunes them all.
     public static func eligibility(of graph: Graph, technique: CompressionTechnique) throws -> [LayerEligibility] {
         let analysis = try GraphAnalysis(graph: graph, batchSize: 1)
         let costs = Dictionary(CostModel.analyze(analysis).layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -36,7 +37,9 @@ public enum Compressor {
     enum Prepared {
         case convSVD(ConvLayer)
         case gemmSVD(GemmLayer)
-        case prune(ConvLayer, [Winnowing.Action])
+        /// The pruned Conv, the edits upstream (and across residual joins), and the other
+        /// Convs reading the same channels (pruned with it, in execution order).
+        case prune(ConvLayer, [Winnowing.Action], coReaders: [ConvLayer])
     }
 
     static func prepare(_ analysis: GraphAnalysis, nodeIndex: Int, technique: CompressionTechnique) -> Result<Prepared, IneligibleLayer> {
@@ -54,8 +57,22 @@ public enum Compressor {
             }
             if technique != .channelPruning { return .success(.convSVD(conv)) }
             guard let input = node.input(0) else { return .failure(IneligibleLayer("it has no input")) }
-            return Winnowing.plan(analysis, tensor: input, reader: nodeIndex).flatMap { actions in
-                conv.inChannels >= 2 ? .success(.prune(conv, actions)) : .failure(IneligibleLayer("it has a single input channel"))
+            return ChannelGroup.find(analysis, tensor: input).flatMap { group in
+                guard conv.inChannels >= 2 else { return .failure(IneligibleLayer("it has a single input channel")) }
+                if let first = group.readers.first, first != nodeIndex {
+                    let name = analysis.graph.nodes[first].name
+                    return .failure(IneligibleLayer(group.joinsBranches
+                        ? "its input channels are pruned together with \(name) (shared through a residual branch); choose \(name)"
+                        : "its input channels are pruned together with \(name); choose \(name)"))
+                }
+                var coReaders: [ConvLayer] = []
+                for reader in group.readers where reader != nodeIndex {
+                    guard case .success(let other) = ConvLayer.read(analysis, nodeIndex: reader) else {
+                        return .failure(IneligibleLayer("Conv \(analysis.graph.nodes[reader].name) reading the same channels cannot be read"))
+                    }
+                    coReaders.append(other)
+                }
+                return .success(.prune(conv, group.actions, coReaders: coReaders))
             }
         case ("Gemm", .spatialSVD), ("Gemm", .weightSVD):
             return GemmLayer.read(analysis, nodeIndex: nodeIndex).map { .gemmSVD($0) }
@@ -115,6 +132,8 @@ public enum Compressor {
 
         var current = graph
         var outcomes: [LayerOutcome] = []
+        // Original output channels still written by nodes whose outputs were pruned.
+        var keptOutputs: [String: [Int]] = [:]
         for (step, choice) in ordered.enumerated() {
             try job.checkCancellation("compression")
             job.report(phase: "compress", completed: step, total: ordered.count, detail: choice.layer)
@@ -134,7 +153,7 @@ public enum Compressor {
             var editor = GraphEditor(current)
             var kept = 0, original = 0
             var newNodes = [choice.layer]
-            var refitNode: String?
+            var refitNodes: [(node: String, target: String?)] = []
             switch prepared {
             case .convSVD(let conv):
                 let (perRank, maxRank) = SVDSplitting.convCost(conv, technique: choice.technique)
@@ -147,7 +166,7 @@ public enum Compressor {
                                                           patch: choice.technique == .weightSVD ? .pixel(conv) : .vertical(conv))
                     newNodes = try SVDSplitting.splitConv(&editor, layer: conv, technique: choice.technique, rank: kept,
                                                           whitening: whitening)
-                    refitNode = options.reconstructSVD ? newNodes.last : nil
+                    if options.reconstructSVD, let last = newNodes.last { refitNodes = [(last, nil)] }
                 }
             case .gemmSVD(let gemm):
                 let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
@@ -160,16 +179,25 @@ public enum Compressor {
                                                           patch: .features(gemm.inFeatures))
                     newNodes = try SVDSplitting.splitGemm(&editor, layer: gemm, technique: choice.technique, rank: kept,
                                                           whitening: whitening)
-                    refitNode = options.reconstructSVD ? newNodes.last : nil
+                    if options.reconstructSVD, let last = newNodes.last { refitNodes = [(last, nil)] }
                 }
-            case .prune(let conv, let actions):
+            case .prune(let conv, let actions, let coReaders):
                 original = conv.inChannels
+                newNodes += coReaders.map(\.node.name)
                 kept = keptChannels(ratio: choice.ratio, channels: original, multiplicity: options.rankMultiplicity)
                 if kept < original {
-                    let keep = Winnowing.selectChannels(weight: conv.weight, count: kept)
+                    let readers = [conv] + coReaders
+                    let keep = Winnowing.selectChannels(weights: readers.map(\.weight), count: kept)
                     try Winnowing.apply(actions, keep: keep, editor: &editor, constants: analysis.constants)
-                    editor.setConstant(node: index, input: 1, gather(conv.weight, axis: 1, keep: keep))
-                    refitNode = choice.layer
+                    for case .producer(let name) in actions {
+                        let channels = keptOutputs[name] ?? Array(0..<(keep.max() ?? 0) + 1)
+                        keptOutputs[name] = keep.map { $0 < channels.count ? channels[$0] : $0 }
+                    }
+                    for reader in readers {
+                        editor.setConstant(node: reader.nodeIndex, input: 1, gather(reader.weight, axis: 1, keep: keep))
+                        let target = positions[reader.node.name].flatMap { graph.nodes[$0].outputs.first }
+                        refitNodes.append((reader.node.name, target))
+                    }
                 }
             }
             current = editor.finish()
@@ -177,14 +205,24 @@ public enum Compressor {
             catch let error as WhittleError {
                 throw WhittleError(.invalidModel, subject, "compression produced an invalid graph: \(error.description)")
             }
-            if let refitNode, let data = options.reconstructionInputs, let target = graph.nodes[positions[choice.layer] ?? 0].outputs.first {
-                job.report(phase: "reconstruct", completed: step, total: ordered.count, detail: choice.layer)
-                current = try Reconstruction.refit(layer: refitNode, compressed: current, original: graph, target: target,
-                                                   inputs: data, batchSize: options.batchSize, job: job)
+            if let data = options.reconstructionInputs {
+                for (node, target) in refitNodes {
+                    guard let target = target ?? graph.nodes[positions[choice.layer] ?? 0].outputs.first else { continue }
+                    job.report(phase: "reconstruct", completed: step, total: ordered.count, detail: node)
+                    current = try Reconstruction.refit(layer: node, compressed: current, original: graph, target: target,
+                                                       inputs: data, batchSize: options.batchSize,
+                                                       activations: options.activations,
+                                                       targetChannels: keptOutputs[node], job: job)
+                }
             }
             outcomes.append(LayerOutcome(
                 layer: choice.layer, technique: choice.technique, requestedRatio: choice.ratio, kept: kept, original: original,
-                macsBefore: macsBefore, macsAfter: 0, parametersBefore: before?.parameters ?? 0, parametersAfter: 0,
+                macsBefore: newNodes.count > 1 && choice.technique == .channelPruning
+                    ? newNodes.reduce(0) { $0 + (costs[$1]?.macs ?? 0) } : macsBefore,
+                macsAfter: 0,
+                parametersBefore: newNodes.count > 1 && choice.technique == .channelPruning
+                    ? newNodes.reduce(0) { $0 + (costs[$1]?.parameters ?? 0) } : before?.parameters ?? 0,
+                parametersAfter: 0,
                 newNodes: newNodes))
         }
         job.report(phase: "compress", completed: ordered.count, total: ordered.count, detail: nil)
@@ -206,7 +244,8 @@ public enum Compressor {
         guard options.reconstructSVD, let data = options.reconstructionInputs, let source = node.input(0) else { return nil }
         job.report(phase: "whiten", completed: 0, total: 1, detail: node.name)
         return try SVDWhitening.estimate(graph: graph, source: source, patch: patch, inputs: data,
-                                         batchSize: options.batchSize, seed: node.name, job: job)
+                                         batchSize: options.batchSize, seed: node.name, activations: options.activations,
+                                         job: job)
     }
 
     /// Channel pruning's kept input channels for a MAC ratio: AIMET's `max(1, int(C_in · r))`,
@@ -236,7 +275,7 @@ public enum Compressor {
         case .success(.gemmSVD(let gemm)):
             let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
             return (SVDSplitting.rank(ratio: ratio, originalMACs: macs, perRank: perRank, maxRank: maxRank, multiplicity: multiplicity), maxRank)
-        case .success(.prune(let conv, _)):
+        case .success(.prune(let conv, _, _)):
             return (keptChannels(ratio: ratio, channels: conv.inChannels, multiplicity: multiplicity), conv.inChannels)
         }
     }

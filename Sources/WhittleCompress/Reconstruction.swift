@@ -18,7 +18,8 @@ enum Reconstruction {
 
     /// The graph with node `layer`'s weights (and bias) refitted.
     static func refit(layer: String, compressed: Graph, original: Graph, target: String,
-                      inputs: [String: Tensor], batchSize: Int, job: JobContext) throws -> Graph {
+                      inputs: [String: Tensor], batchSize: Int, activations: ActivationSource? = nil,
+                      targetChannels: [Int]? = nil, job: JobContext) throws -> Graph {
         let analysis = try GraphAnalysis(graph: compressed, batchSize: 1)
         guard let index = compressed.nodes.firstIndex(where: { $0.name == layer }),
               let source = compressed.nodes[index].input(0) else {
@@ -50,8 +51,9 @@ enum Reconstruction {
         let columns = patch + (hasBias ? 1 : 0)
         let positions = conv.map { $0.outputShape[2] * $0.outputShape[3] } ?? 1
 
-        let inputRunner = try BatchRunner(graph: truncated(compressed, to: source), batchSize: batchSize)
-        let images = try inputRunner.validate(inputs: inputs)
+        let inputRun = try prefixRun(compressed, to: source, inputs: inputs, activations: activations)
+        let inputRunner = try BatchRunner(graph: inputRun.graph, batchSize: batchSize)
+        let images = try inputRunner.validate(inputs: inputRun.inputs)
         guard images > 0 else { throw WhittleError(.invalidData, "reconstruction data", "holds no samples") }
         let perImage = min(positions, max(positionsPerImage, (2 * columns + images - 1) / images))
         var random = SplitMix64(seed: layer.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 })
@@ -70,7 +72,7 @@ enum Reconstruction {
         // Inputs from the compressed model.
         var x = [Float](repeating: 0, count: rows * columns)
         var row = 0
-        try inputRunner.forEachBatch(inputs: inputs, shouldStop: { job.isCancelled }) { batch, plan in
+        try inputRunner.forEachBatch(inputs: inputRun.inputs, shouldStop: { job.isCancelled }) { batch, plan in
             guard let buffer = plan.outputBuffer(source), let info = plan.info(source) else {
                 throw WhittleError(.invalidModel, "tensor '\(source)'", "not readable during reconstruction")
             }
@@ -102,23 +104,30 @@ enum Reconstruction {
             }
         }
 
-        // Targets from the original model.
+        // Targets from the original model (only the output channels the layer still writes).
+        let channelMap = targetChannels ?? Array(0..<outChannels)
+        guard channelMap.count == outChannels, let maxChannel = channelMap.max() else {
+            throw WhittleError(.invalidModel, "layer '\(layer)'", "writes \(outChannels) channels, \(channelMap.count) are mapped")
+        }
+        let exactChannels = targetChannels == nil
         var y = [Float](repeating: 0, count: rows * outChannels)
         row = 0
-        let targetRunner = try BatchRunner(graph: truncated(original, to: target), batchSize: batchSize)
-        try targetRunner.forEachBatch(inputs: inputs, shouldStop: { job.isCancelled }) { batch, plan in
+        let targetRun = try prefixRun(original, to: target, inputs: inputs, activations: activations)
+        let targetRunner = try BatchRunner(graph: targetRun.graph, batchSize: batchSize)
+        try targetRunner.forEachBatch(inputs: targetRun.inputs, shouldStop: { job.isCancelled }) { batch, plan in
             guard let buffer = plan.outputBuffer(target), let info = plan.info(target) else {
                 throw WhittleError(.invalidModel, "tensor '\(target)'", "not readable during reconstruction")
             }
             let perSample = info.count / max(1, batch.count)
-            guard perSample == outChannels * positions else {
+            let available = perSample / max(1, positions)
+            guard perSample == available * positions, exactChannels ? available == outChannels : maxChannel < available else {
                 throw WhittleError(.shapeMismatch, "tensor '\(target)'",
                                    "original output has \(perSample) values per sample, the layer writes \(outChannels * positions)")
             }
             for (offset, image) in batch.enumerated() {
                 let base = offset * perSample
                 for position in picks[image] {
-                    for o in 0..<outChannels { y[row * outChannels + o] = buffer[base + o * positions + position] }
+                    for o in 0..<outChannels { y[row * outChannels + o] = buffer[base + channelMap[o] * positions + position] }
                     row += 1
                 }
             }
@@ -155,6 +164,15 @@ enum Reconstruction {
             editor.setConstant(node: index, input: 2, Tensor(shape: [outChannels], floats: bias))
         }
         return editor.finish()
+    }
+
+    /// The graph to run (and its inputs) for `tensor` of `graph` over `inputs`: the changed
+    /// part only when `activations` (built over the same inputs) can supply the rest,
+    /// otherwise the whole prefix from the model inputs.
+    static func prefixRun(_ graph: Graph, to tensor: String, inputs: [String: Tensor],
+                          activations: ActivationSource?) throws -> (graph: Graph, inputs: [String: Tensor]) {
+        if let activations, let plan = try activations.plan(for: tensor, of: graph) { return plan }
+        return (truncated(graph, to: tensor), inputs)
     }
 
     /// The part of `graph` needed to compute `tensor`, with `tensor` as its only output.

@@ -35,7 +35,7 @@ struct SVDWhitening: Sendable {
 
     /// Estimates G from `inputs` run through `graph` up to tensor `source` and returns S, S⁻¹.
     static func estimate(graph: Graph, source: String, patch: Patch, inputs: [String: Tensor], batchSize: Int,
-                         seed: String, job: JobContext) throws -> SVDWhitening {
+                         seed: String, activations: ActivationSource? = nil, job: JobContext) throws -> SVDWhitening {
         let dim: Int, positions: Int
         switch patch {
         case .vertical(let conv):
@@ -48,8 +48,9 @@ struct SVDWhitening: Sendable {
             dim = count
             positions = 1
         }
-        let runner = try BatchRunner(graph: Reconstruction.truncated(graph, to: source), batchSize: batchSize)
-        let images = try runner.validate(inputs: inputs)
+        let run = try Reconstruction.prefixRun(graph, to: source, inputs: inputs, activations: activations)
+        let runner = try BatchRunner(graph: run.graph, batchSize: batchSize)
+        let images = try runner.validate(inputs: run.inputs)
         guard images > 0, dim > 0, positions > 0 else {
             throw WhittleError(.invalidData, "reconstruction data", "holds no samples")
         }
@@ -59,7 +60,7 @@ struct SVDWhitening: Sendable {
         let rows = images * perImage
         var x = [Float](repeating: 0, count: rows * dim)
         var row = 0
-        try runner.forEachBatch(inputs: inputs, shouldStop: { job.isCancelled }) { batch, plan in
+        try runner.forEachBatch(inputs: run.inputs, shouldStop: { job.isCancelled }) { batch, plan in
             guard let buffer = plan.outputBuffer(source), let info = plan.info(source) else {
                 throw WhittleError(.invalidModel, "tensor '\(source)'", "not readable during SVD whitening")
             }

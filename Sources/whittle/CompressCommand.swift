@@ -78,7 +78,7 @@ struct Compress: ParsableCommand {
             try CompressionPipeline.validate(request, graph: graph)
             let (evaluator, dataset) = try selection.evaluator(for: graph)
             request.metric = try selection.scoreMetric(labelled: dataset.labels != nil)
-            request.options = selection.compressionOptions(techniques, dataset: dataset)
+            request.options = try selection.compressionOptions(techniques, dataset: dataset, graph: graph)
             let bar = ProgressBar()
             let result = try CompressionPipeline.run(request, evaluator: evaluator, cache: selection.cache, job: bar.context(),
                                                      warn: { bar.finish(); printError($0) })
@@ -94,11 +94,14 @@ struct Compress: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(try encoder.encode(summary), to: json)
             if engine.json { try printJSON(summary); return }
-            printSummary(result.report, metric: request.metric, files: [onnx.path, json.path])
+            var target: Double?
+            if case .target(let value) = goal { target = value }
+            printSummary(result.report, metric: request.metric, target: target, cost: cost, files: [onnx.path, json.path])
         }
     }
 
-    func printSummary(_ report: CompressionReport, metric: CompressionScore, files: [String]) {
+    func printSummary(_ report: CompressionReport, metric: CompressionScore, target: Double?, cost: CostMetric,
+                      files: [String]) {
         for stage in report.stages {
             let target = stage.target.map { String(format: " (stage target %.3f)", $0) } ?? ""
             print("\(stage.technique.rawValue): \(stage.choices.count) layers compressed, \(stage.method)\(target)")
@@ -123,6 +126,19 @@ struct Compress: ParsableCommand {
         for score in CompressionScore.allCases {
             guard let before = report.baseline.value(score), let after = report.compressed.value(score) else { continue }
             line(score.rawValue, score.format(before), score.format(after))
+        }
+        if let target {
+            let achieved = cost == .macs ? report.macRatio : report.parameterRatio
+            print(String(format: "target %@ ratio %.4f, achieved %.4f (off by %.4f)", cost.rawValue, target, achieved, achieved - target))
+        }
+        let tables = report.stages.compactMap(\.scoreTable)
+        if !tables.isEmpty {
+            let evaluations = tables.reduce(0) { $0 + $1.statistics.evaluations }
+            let seconds = tables.reduce(0.0) { $0 + $1.statistics.seconds }
+            let evaluationSeconds = tables.reduce(0.0) { $0 + $1.statistics.evaluationSeconds }
+            let hits = tables.reduce(0) { $0 + $1.statistics.cacheHits }
+            let each = evaluations > 0 ? evaluationSeconds / Double(evaluations) : 0
+            print("score tables: \(String(format: "%.1f", seconds)) s, \(evaluations) evaluations (\(String(format: "%.3f", each)) s each), \(hits) from cache")
         }
         print(String(format: "%.1f s; wrote %@", report.seconds, files.joined(separator: ", ")))
     }

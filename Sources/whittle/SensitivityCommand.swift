@@ -35,6 +35,12 @@ struct SelectionOptions: ParsableArguments {
     @Option(name: .long, help: "Samples per evaluation batch.")
     var batch = 32
 
+    @Option(name: .long, help: "Data .npz for least-squares reconstruction and SVD whitening (default: the evaluation data).")
+    var calibrationData: String?
+
+    @Option(name: .long, help: "Use the first N samples of the calibration data for reconstruction.")
+    var calibrationSamples = 64
+
     func techniques() throws -> [CompressionTechnique] { try CompressionArguments.scheme(scheme) }
 
     var ignored: Set<String> {
@@ -60,6 +66,9 @@ struct SelectionOptions: ParsableArguments {
         guard rankMultiplicity >= 1 else {
             throw WhittleError(.invalidArgument, "--rank-multiplicity", "must be at least 1, got \(rankMultiplicity)")
         }
+        guard calibrationSamples >= 1 else {
+            throw WhittleError(.invalidArgument, "--calibration-samples", "must be at least 1, got \(calibrationSamples)")
+        }
         guard batch >= 1 else { throw WhittleError(.invalidArgument, "--batch", "must be at least 1, got \(batch)") }
     }
 
@@ -80,8 +89,15 @@ struct SelectionOptions: ParsableArguments {
     /// SVD truncates in the input-whitened space and refits the second factor. Without data,
     /// plain SVD ignores the input statistics and can wreck layers whose inputs have dead or
     /// offset channels (issue 4: EfficientNet-Lite0's `block0.project/Conv`).
-    func compressionOptions(_ techniques: [CompressionTechnique], dataset: Dataset) -> CompressionOptions {
-        CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: dataset.inputs, batchSize: batch)
+    /// With `--calibration-data`, reconstruction fits on those samples and the scores are
+    /// measured on held-out data; otherwise both use the evaluation subset.
+    func compressionOptions(_ techniques: [CompressionTechnique], dataset: Dataset, graph: Graph) throws -> CompressionOptions {
+        var inputs = dataset.inputs
+        if let calibrationData {
+            let calibration = try loadDataset(calibrationData, for: graph)
+            inputs = calibration.subset(first: min(calibrationSamples, calibration.sampleCount)).inputs
+        }
+        return CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: inputs, batchSize: batch)
     }
 }
 
@@ -113,11 +129,12 @@ struct Sensitivity: ParsableCommand {
             let metric = try selection.scoreMetric(labelled: dataset.labels != nil)
             let bar = ProgressBar()
             var tables: [ScoreTable] = []
+            let options = try selection.compressionOptions(techniques, dataset: dataset, graph: graph)
+            let excluded = CompressionPipeline.excludedLayers(techniques, graph: graph)
             for technique in techniques {
                 let builder = ScoreTableBuilder(technique: technique, candidateCount: selection.candidates,
-                                                ignore: selection.ignored,
-                                                options: selection.compressionOptions(techniques, dataset: dataset),
-                                                cache: selection.cache)
+                                                ignore: selection.ignored, options: options, cache: selection.cache,
+                                                exclude: excluded[technique] ?? [:])
                 let table = try builder.build(evaluator: evaluator, job: bar.context(), warn: { bar.finish(); printError($0) })
                 tables.append(table)
             }

@@ -10,20 +10,29 @@ struct ChannelPruningTests {
     /// that winnowing removes exactly the matching channels everywhere upstream.
     func zeroDroppedChannels(_ graph: Graph, layers: [String], ratio: Double) throws -> Graph {
         var result = graph
+        let analysis = try GraphAnalysis(graph: graph, batchSize: 1)
         for layer in layers {
             let node = try #require(graph.nodes.first { $0.name == layer })
-            let weightName = try #require(node.input(1))
-            let weight = try #require(graph.initializers[weightName])
-            let kept = Compressor.keptChannels(ratio: ratio, channels: weight.shape[1], multiplicity: 1)
-            let keep = Set(Winnowing.selectChannels(weight: weight, count: kept))
-            var values = weight.floats
-            let inner = weight.shape[2] * weight.shape[3]
-            for o in 0..<weight.shape[0] {
-                for c in 0..<weight.shape[1] where !keep.contains(c) {
-                    for t in 0..<inner { values[(o * weight.shape[1] + c) * inner + t] = 0 }
-                }
+            // Every Conv reading the same channels (a residual stream) loses the same ones.
+            guard case .success(let group) = ChannelGroup.find(analysis, tensor: try #require(node.input(0))) else {
+                Issue.record("\(layer) has no channel group")
+                continue
             }
-            result.initializers[weightName] = Tensor(shape: weight.shape, floats: values)
+            let readers = group.readers.map { graph.nodes[$0] }
+            let weightNames = try readers.map { try #require($0.input(1)) }
+            let weights = try weightNames.map { try #require(graph.initializers[$0]) }
+            let kept = Compressor.keptChannels(ratio: ratio, channels: weights[0].shape[1], multiplicity: 1)
+            let keep = Set(Winnowing.selectChannels(weights: weights, count: kept))
+            for (weightName, weight) in zip(weightNames, weights) {
+                var values = weight.floats
+                let inner = weight.shape[2] * weight.shape[3]
+                for o in 0..<weight.shape[0] {
+                    for c in 0..<weight.shape[1] where !keep.contains(c) {
+                        for t in 0..<inner { values[(o * weight.shape[1] + c) * inner + t] = 0 }
+                    }
+                }
+                result.initializers[weightName] = Tensor(shape: weight.shape, floats: values)
+            }
         }
         return result
     }

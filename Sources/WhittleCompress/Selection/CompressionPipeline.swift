@@ -133,24 +133,61 @@ public enum CompressionPipeline {
             let technique = request.scheme[0]
             let choices = ratios.sorted { $0.key < $1.key }.map { LayerChoice(layer: $0.key, technique: technique, ratio: $0.value) }
             job.report(phase: "compressing", completed: 0, total: 1, detail: "\(choices.count) layers")
-            let outcome = try backend.compress(graph, choices, request.options, job)
+            var options = request.options
+            if let data = options.reconstructionInputs, options.activations == nil {
+                options.activations = try ActivationSource(graph: graph, inputs: data, batchSize: options.batchSize)
+            }
+            let outcome = try backend.compress(graph, choices, options, job)
             graph = outcome.graph
             stages.append(StageReport(technique: technique, target: nil, choices: choices, outcomes: outcome.layers,
                                       trials: [], method: "manual", scoreTable: nil))
         case .target(let target):
+            let excluded = excludedLayers(request.scheme, graph: original)
             for (stageIndex, technique) in request.scheme.enumerated() {
                 if stageIndex > 0 { try evaluator.rebase(onto: graph) }
                 let current = try evaluator.cost(of: graph)
                 let currentCost = request.cost == .macs ? current.totalMACs : current.totalParameters
-                // Split what is left of the target evenly (geometrically) over the remaining stages.
-                let remaining = Double(request.scheme.count - stageIndex)
+                // Split the cost still to be saved over the remaining stages in proportion to
+                // the cost each technique can reach (its eligible layers) on the current graph.
                 let overall = target * Double(baseCost) / Double(max(1, currentCost))
-                let stageTarget = min(1, pow(overall, 1 / remaining))
+                var reachable: [Double] = []
+                for later in request.scheme[stageIndex...] {
+                    let eligible = try backend.eligibility(graph, later).filter {
+                        $0.eligible && !request.ignore.contains($0.layer) && excluded[later]?[$0.layer] == nil
+                    }
+                    reachable.append(Double(eligible.reduce(0) { $0 + (request.cost == .macs ? $1.macs : $1.parameters) }))
+                }
+                let share = reachable.reduce(0, +) > 0 ? reachable[0] / reachable.reduce(0, +) : 0
+                let isLast = stageIndex == request.scheme.count - 1
+                let stageTarget = isLast ? min(1, overall) : min(1, 1 - (1 - overall) * share)
+                // Reconstruction runs only what each compression changed, on this stage's activations.
+                var stageRequest = request
+                if let data = request.options.reconstructionInputs {
+                    stageRequest.options.activations = try ActivationSource(graph: graph, inputs: data,
+                                                                             batchSize: request.options.batchSize)
+                }
                 let builder = ScoreTableBuilder(technique: technique, candidateCount: request.candidateCount,
-                                                ignore: request.ignore, options: request.options, backend: backend, cache: cache)
+                                                ignore: request.ignore, options: stageRequest.options, backend: backend,
+                                                cache: cache, exclude: excluded[technique] ?? [:])
                 let table = try builder.build(evaluator: evaluator, job: job, warn: warn)
-                var stage = try selectAndCompress(table: table, target: stageTarget, request: request, evaluator: evaluator,
-                                                  backend: backend, job: job)
+                // An earlier stage only takes compressions that are mild on their own (output
+                // SQNR at least `earlyStageSQNRFloor`); the last stage takes what is left. Without
+                // this an earlier stage whose few layers cannot reach its share (e.g. a 3-channel
+                // stem and a 10-way classifier under spatial SVD) crushes them to the smallest ratio.
+                var selectionTable = table
+                var stageAim = stageTarget
+                if !isLast {
+                    selectionTable.layers = table.layers.compactMap { row in
+                        var row = row
+                        row.entries = row.entries.filter { $0.scores.sqnr >= earlyStageSQNRFloor }
+                        return row.entries.isEmpty ? nil : row
+                    }
+                    stageAim = max(stageTarget, GreedySelector.smallestReachable(selectionTable, cost: request.cost))
+                }
+                // Within the overall tolerance of the original model's cost.
+                let tolerance = GreedySelector.ratioTolerance * 0.999 * Double(baseCost) / Double(max(1, currentCost))
+                var stage = try selectAndCompress(table: selectionTable, target: stageAim, tolerance: tolerance, request: stageRequest,
+                                                  evaluator: evaluator, backend: backend, job: job)
                 stage.scoreTable = table
                 graph = stage.graph
                 stages.append(stage.report)
@@ -175,6 +212,10 @@ public enum CompressionPipeline {
         return (graph, report)
     }
 
+    /// Output SQNR (dB) a layer's compression must keep on its own to be used by a stage that
+    /// is not the last of the scheme.
+    public static let earlyStageSQNRFloor = 20.0
+
     struct StageResult {
         var graph: Graph
         var report: StageReport
@@ -184,14 +225,34 @@ public enum CompressionPipeline {
         }
     }
 
-    /// Tries AIMET's threshold selection (and, with `refine`, noise allocation), compresses
-    /// the model with each, corrects for cost the per-layer table mispredicts (layers that
-    /// interact, e.g. pruning neighbours), scores the combined models and keeps the best.
-    static func selectAndCompress(table: ScoreTable, target: Double, request: CompressionRequest, evaluator: ScoreEvaluator,
+    /// Layers a technique leaves to another one of the same scheme: with channel pruning in
+    /// the scheme, spatial and weight SVD take only k x k convolutions (and Gemms) and the
+    /// 1 x 1 convolutions are pruned instead (an SVD of a 1 x 1 conv is a low-rank bottleneck
+    /// that channel pruning then cannot winnow through).
+    public static func excludedLayers(_ scheme: [CompressionTechnique], graph: Graph) -> [CompressionTechnique: [String: String]] {
+        guard scheme.contains(.channelPruning) else { return [:] }
+        var pointwise: [String: String] = [:]
+        for node in graph.nodes where node.opType == "Conv" {
+            guard let name = node.input(1), let weight = graph.initializers[name], weight.rank == 4,
+                  weight.shape[2] == 1, weight.shape[3] == 1 else { continue }
+            pointwise[node.name] = "1x1 convolution: left to channel pruning in this scheme"
+        }
+        var result: [CompressionTechnique: [String: String]] = [:]
+        for technique in scheme where technique != .channelPruning { result[technique] = pointwise }
+        return result
+    }
+
+    /// Tries AIMET's threshold selection (and, with `refine`, noise allocation), lands each
+    /// selection's measured cost within `tolerance` of the target (`TargetLanding`: ratios of
+    /// single layers moved off the candidate grid), compresses the model with it (layer by
+    /// layer in execution order, each refitted on the already compressed prefix), scores the
+    /// combined models and keeps the best.
+    static func selectAndCompress(table: ScoreTable, target: Double, tolerance: Double = GreedySelector.ratioTolerance,
+                                  request: CompressionRequest, evaluator: ScoreEvaluator,
                                   backend: CompressionBackend, job: JobContext) throws -> StageResult {
         let graph = evaluator.graph
         let base = request.cost == .macs ? table.modelMACs : table.modelParameters
-        if target >= 1 - GreedySelector.ratioTolerance || table.layers.isEmpty {
+        if target >= 1 - tolerance || table.layers.isEmpty {
             return StageResult(graph: graph, report: StageReport(
                 technique: table.technique, target: target, choices: [], outcomes: [], trials: [], method: "none", scoreTable: nil))
         }
@@ -202,40 +263,62 @@ public enum CompressionPipeline {
             selectors.append({ try GreedySelector.allocateNoise(table, target: $0, cost: request.cost,
                                                                 monotonicFit: request.monotonicFit) })
         }
+        var costOptions = request.options
+        costOptions.reconstructionInputs = nil
+        func choices(_ ratios: [String: Double]) -> [LayerChoice] {
+            ratios.sorted { $0.key < $1.key }.map { LayerChoice(layer: $0.key, technique: table.technique, ratio: $0.value) }
+        }
+        func ratio(of candidate: Graph) throws -> Double {
+            let cost = try evaluator.cost(of: candidate)
+            return Double(request.cost == .macs ? cost.totalMACs : cost.totalParameters) / Double(max(1, base))
+        }
+        // Cost probes compress without data (costs do not depend on the refitted weights);
+        // while one layer is searched, the others are compressed once and reused.
+        var reused: (key: String, graph: Graph)?
+        func measure(_ ratios: [String: Double], _ layer: String?) throws -> Double {
+            guard let layer else { return try ratio(of: backend.compress(graph, choices(ratios), costOptions, .silent).graph) }
+            var others = ratios
+            let mine = others.removeValue(forKey: layer)
+            let key = layer + "|" + others.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let prefix: Graph
+            if let reused, reused.key == key { prefix = reused.graph } else {
+                prefix = try backend.compress(graph, choices(others), costOptions, .silent).graph
+                reused = (key, prefix)
+            }
+            guard let mine else { return try ratio(of: prefix) }
+            return try ratio(of: backend.compress(prefix, [LayerChoice(layer: layer, technique: table.technique, ratio: mine)],
+                                                  costOptions, .silent).graph)
+        }
+        let metric = table.layers.first?.entries.first?.scores.value(request.metric) != nil ? request.metric : .sqnr
+        let rows = table.layers.filter { !$0.entries.isEmpty }.map { row in
+            (layer: row.layer, candidates: row.entries.map(\.ratio),
+             scores: row.entries.map { $0.scores.value(metric) ?? $0.scores.sqnr })
+        }
         var best: (graph: Graph, trial: SelectionTrial, choices: [LayerChoice], outcomes: [LayerOutcome])?
         var trials: [SelectionTrial] = []
         for (index, selector) in selectors.enumerated() {
             try job.checkCancellation("selection")
             job.report(phase: "combining", completed: index, total: selectors.count, detail: "selection \(index + 1) of \(selectors.count)")
-            var aim = target
-            var attempt: (graph: Graph, selection: GreedySelection, measured: Double, choices: [LayerChoice], outcomes: [LayerOutcome])?
-            for _ in 0..<4 {
-                let selection = try selector(max(GreedySelector.smallestReachable(table, cost: request.cost), aim))
-                let choices = selection.ratios.sorted { $0.key < $1.key }
-                    .map { LayerChoice(layer: $0.key, technique: table.technique, ratio: $0.value) }
-                let outcome = try backend.compress(graph, choices, request.options, .silent)
-                let cost = try evaluator.cost(of: outcome.graph)
-                let measured = Double(request.cost == .macs ? cost.totalMACs : cost.totalParameters) / Double(max(1, base))
-                attempt = (outcome.graph, selection, measured, choices, outcome.layers)
-                // Per-layer costs add exactly for SVD; pruning neighbours can interact. Shift
-                // the aim by the misprediction and retry when the measured ratio misses.
-                if measured <= target + GreedySelector.ratioTolerance { break }
-                aim -= measured - selection.predictedRatio + GreedySelector.ratioTolerance / 2
-            }
-            guard let attempt else { continue }
-            let scores = try evaluator.evaluate(attempt.graph, shouldStop: { job.isCancelled })
-            let trial = SelectionTrial(selection: attempt.selection, measuredRatio: attempt.measured, scores: scores)
+            var selection = try selector(max(GreedySelector.smallestReachable(table, cost: request.cost), target))
+            let landing = try TargetLanding.land(ratios: selection.ratios, target: target, tolerance: tolerance, layers: rows,
+                                                 smallestRatio: table.candidates.first ?? 0.1, measure: measure)
+            selection.ratios = landing.ratios
+            let chosen = choices(landing.ratios)
+            let outcome = try backend.compress(graph, chosen, request.options, .silent)
+            let measured = try ratio(of: outcome.graph)
+            let scores = try evaluator.evaluate(outcome.graph, shouldStop: { job.isCancelled })
+            let trial = SelectionTrial(selection: selection, measuredRatio: measured, scores: scores)
             trials.append(trial)
             let score = scores.value(request.metric) ?? scores.sqnr
-            let meets = attempt.measured <= target + GreedySelector.ratioTolerance
+            let meets = abs(measured - target) <= tolerance
             if let current = best {
-                let currentMeets = current.trial.measuredRatio <= target + GreedySelector.ratioTolerance
+                let currentMeets = abs(current.trial.measuredRatio - target) <= tolerance
                 let currentScore = current.trial.scores.value(request.metric) ?? current.trial.scores.sqnr
                 let better = meets != currentMeets ? meets
-                    : (meets ? score > currentScore : attempt.measured < current.trial.measuredRatio)
+                    : (meets ? score > currentScore : abs(measured - target) < abs(current.trial.measuredRatio - target))
                 if !better { continue }
             }
-            best = (attempt.graph, trial, attempt.choices, attempt.outcomes)
+            best = (outcome.graph, trial, chosen, outcome.layers)
         }
         guard let best else {
             throw WhittleError(.invalidArgument, "target", "no selection could be made")

@@ -126,10 +126,13 @@ public struct ScoreTableBuilder: Sendable {
     public var options: CompressionOptions
     public var backend: CompressionBackend
     public var cache: ScoreCache?
+    /// Layers left to another technique of the scheme, with the reason (listed as ineligible).
+    public var exclude: [String: String]
 
     public init(technique: CompressionTechnique, candidateCount: Int = 10, ignore: Set<String> = [],
                 options: CompressionOptions = CompressionOptions(), backend: CompressionBackend = .standard,
-                cache: ScoreCache? = nil) {
+                cache: ScoreCache? = nil, exclude: [String: String] = [:]) {
+        self.exclude = exclude
         self.technique = technique
         self.candidateCount = candidateCount
         self.ignore = ignore
@@ -147,7 +150,17 @@ public struct ScoreTableBuilder: Sendable {
         let start = clock.now
         let graph = evaluator.graph
         let candidates = try ScoreTable.candidates(candidateCount)
-        let eligibility = try backend.eligibility(graph, technique)
+        var options = self.options
+        if options.activations == nil, let data = options.reconstructionInputs {
+            options.activations = try ActivationSource(graph: graph, inputs: data, batchSize: options.batchSize)
+        }
+        let eligibility = try backend.eligibility(graph, technique).map { entry in
+            guard entry.eligible, let reason = exclude[entry.layer] else { return entry }
+            var excluded = entry
+            excluded.eligible = false
+            excluded.reason = reason
+            return excluded
+        }
         let selected = eligibility.filter { $0.eligible && !ignore.contains($0.layer) }
         let cost = try evaluator.cost(of: graph)
 

@@ -1,0 +1,55 @@
+import WhittleEngine
+
+/// Float activations of a reference graph over fixed inputs, shared by the reconstruction
+/// and whitening passes of many compressions of that graph.
+///
+/// Reconstruction needs a layer's input as the compressed model computes it and its output
+/// as the original computes it, over the whole reconstruction set. Computing them by running
+/// the graph from the model inputs costs a whole prefix per pass; with a source, a pass runs
+/// only the nodes that differ from the reference (`GraphCut.suffix`), fed with the
+/// reference's activations at the cut, and a tensor the compression left unchanged is read
+/// directly. Build it over exactly the inputs passed as `CompressionOptions.reconstructionInputs`.
+///
+/// Not thread-safe: use from one thread (the compression of one model at a time).
+public final class ActivationSource: @unchecked Sendable {
+    let graph: Graph
+    let sampleCount: Int
+    private let analysis: GraphAnalysis
+    private let batchMajor: Set<String>
+    private let store: ActivationStore
+
+    /// Prepares the source for `graph` over `inputs` (activations are computed on demand and
+    /// kept under `budgetBytes`, least recently used out first).
+    public init(graph: Graph, inputs: [String: Tensor], batchSize: Int, budgetBytes: Int = 1 << 29) throws {
+        self.graph = graph
+        sampleCount = try BatchRunner(graph: graph, batchSize: batchSize).validate(inputs: inputs)
+        analysis = try GraphAnalysis(graph: graph, batchSize: 1)
+        let two = try GraphAnalysis(graph: graph, batchSize: 2)
+        batchMajor = GraphCut.batchMajorTensors(one: analysis, two: two)
+        store = ActivationStore(graph: graph, analysis: analysis, inputs: inputs, batchSize: batchSize,
+                                budgetFloats: max(1, budgetBytes / 4))
+    }
+
+    /// What to run to get `tensor` of `candidate` over the source's inputs: either the changed
+    /// part of `candidate` up to `tensor` with the reference activations it reads, or (when
+    /// nothing it depends on changed) an Identity over the reference's own tensor. Nil when
+    /// the change cannot be cut cleanly (the caller then runs the whole prefix).
+    func plan(for tensor: String, of candidate: Graph) throws -> (graph: Graph, inputs: [String: Tensor])? {
+        let prefix = Reconstruction.truncated(candidate, to: tensor)
+        switch GraphCut.suffix(of: prefix, against: graph, output: tensor, analysis: analysis, batchMajor: batchMajor) {
+        case .whole:
+            return nil
+        case .suffix(let suffix):
+            return (suffix.graph, try store.tensors(suffix.cutTensors))
+        case .unchanged:
+            guard batchMajor.contains(tensor), let info = analysis.infos[tensor] else { return nil }
+            let input = tensor + ".reference"
+            let identity = Node(name: tensor + ".read", opType: "Identity", inputs: [input], outputs: [tensor])
+            let graph = Graph(name: "reference-read", nodes: [identity], initializers: [:],
+                              inputs: [ValueInfo(name: input, dimensions: [.symbolic("N")] + info.shape.dropFirst().map { .fixed($0) })],
+                              outputs: [ValueInfo(name: tensor, dimensions: [])], opsetVersion: candidate.opsetVersion)
+            guard let values = try store.tensors([tensor])[tensor] else { return nil }
+            return (graph, [input: values])
+        }
+    }
+}
