@@ -65,7 +65,7 @@ struct QuantFastTests {
                 let spread: Float = batch == 2 && trial > 2 ? 9 : 1
                 var values = (0..<997).map { _ in random.gaussian() * spread + (trial == 4 ? 3 : 0) }
                 if trial == 5 { values = values.map { max(0, $0) } }
-                try histogram.observe(values)
+                try values.withUnsafeBufferPointer { try histogram.observe($0) }
             }
             let cost = HistogramCost(histogram)
             for symmetry in [QuantizationSymmetry.asymmetric, .signedSymmetric] {
@@ -84,7 +84,7 @@ struct QuantFastTests {
         }
         // All values equal: a zero-width bin, handled by the reference path.
         var constant = try GrowingHistogram()
-        try constant.observe([Float](repeating: 0.25, count: 100))
+        try [Float](repeating: 0.25, count: 100).withUnsafeBufferPointer { try constant.observe($0) }
         let grid = try QuantizationEncoding.compute(min: 0, max: 1, bitWidth: 8, symmetry: .asymmetric)
         #expect(HistogramCost(constant).cost(grid, gamma: 3) == HistogramCost(constant).referenceCost(grid, gamma: 3))
     }
