@@ -54,7 +54,7 @@ extension Quantize {
         print(String(format: "AutoQuant (%@; float %.2f%%, allowed drop %.2f points):", result.metric,
                      result.floatScore * 100, result.allowedDrop * 100))
         let width = max(10, result.candidates.map(\.name.count).max() ?? 10)
-        print("  " + "candidate".padding(toLength: width, withPad: " ", startingAt: 0) + "     score     drop   seconds")
+        print("  " + "candidate".padding(toLength: width, withPad: " ", startingAt: 0) + "     score   change   seconds")
         for (index, candidate) in result.candidates.enumerated() {
             let mark = index == result.chosenIndex ? "*" : (candidate.meetsTarget ? "+" : " ")
             print(mark + " " + candidate.name.padding(toLength: width, withPad: " ", startingAt: 0)
