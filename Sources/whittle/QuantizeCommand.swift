@@ -31,6 +31,12 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Output folder (created if missing).")
     var out: String
 
+    @Flag(name: .long, help: "AutoQuant: try calibration schemes, CLE, bias correction and AdaRound in turn, scored on --eval; keep the first within --allowed-drop of float (else the best). Writes DIR/MODEL.recipe.json.")
+    var auto = false
+
+    @Option(name: .long, help: "With --auto: acceptable drop below float, in points of accuracy (agreement without labels).")
+    var allowedDrop: Double = 1
+
     @OptionGroup var engine: EngineOptions
 
     struct Report: Codable {
@@ -49,7 +55,7 @@ struct Quantize: ParsableCommand {
                 throw WhittleError(.invalidArgument, "--encodings-version '\(encodingsVersion)'",
                                    "unknown; use \(EncodingsVersion.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let recipe = try recipeOptions.recipe()
+            var recipe = try recipeOptions.recipe()
             let graph = try loadModel(model)
             let calibration = try recipeOptions.calibrationData(data, for: graph)
             let evaluation = try eval.map { try loadDataset($0, for: graph) } ?? calibration
@@ -62,9 +68,11 @@ struct Quantize: ParsableCommand {
 
             let progress = ProgressBar()
             let job = progress.context()
-            let (quantized, report) = try PostTrainingQuantization.run(graph: graph, recipe: recipe,
-                                                                       calibration: calibration.inputs, job: job)
-            let comparison = try OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
+            let searched = try autoQuantize(graph: graph, recipe: recipe, calibration: calibration, evaluation: evaluation, job: job)
+            if let searched { recipe = searched.chosen.recipe }
+            let (quantized, report) = try searched.map { ($0.model, $0.report) }
+                ?? PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: calibration.inputs, job: job)
+            let comparison = try searched?.comparison ?? OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
                                                           inputs: evaluation.inputs, labels: evaluation.labels,
                                                           batchSize: recipe.batchSize, job: job)
             progress.finish()
@@ -77,12 +85,14 @@ struct Quantize: ParsableCommand {
             try quantized.encodingsFile(scheme: recipe.scheme).write(to: encodingsURL, version: version)
             try ONNXExporter.write(try QDQExport.graph(quantized), to: qdqURL)
 
-            let outputs = [floatURL.path, encodingsURL.path, qdqURL.path]
+            var outputs = [floatURL.path, encodingsURL.path, qdqURL.path]
+            if let searched { outputs.append(try writeRecipe(searched, folder: folder, stem: stem)) }
             if engine.json {
                 try printJSON(Report(model: model, outputs: outputs, recipe: recipe, comparison: comparison,
                                      quantizers: quantized.activeQuantizers().count, seconds: report.seconds))
                 return
             }
+            if let searched { printAutoQuantTable(searched) }
             let params = quantized.activeQuantizers().filter { $0.settings.role == .param }.count
             print("quantized \(model): W\(recipe.weightBits)A\(recipe.activationBits), config \(recipe.config), scheme \(recipe.scheme), "
                   + "\(params) weight and \(quantized.activeQuantizers().count - params) activation quantizers, "

@@ -91,10 +91,10 @@ public enum Calibration {
         }
         var failure: WhittleError?
         func observe(_ tensor: String, _ buffer: UnsafeBufferPointer<Float>) {
-            guard failure == nil, var analyzer = analyzers[tensor] else { return }
+            guard failure == nil else { return }
+            // In place: a copy taken out of the dictionary would copy a histogram's counts on every batch.
             do throws(QuantizationError) {
-                try analyzer.observe(buffer)
-                analyzers[tensor] = analyzer
+                try analyzers[tensor]?.observe(buffer)
             } catch {
                 failure = error.whittleError(subject: "activation '\(tensor)'")
             }
@@ -120,15 +120,29 @@ public enum Calibration {
         }
         if let failure { throw failure }
         if job.isCancelled { throw WhittleError(.cancelled, "calibration", "cancelled") }
-        for (tensor, analyzer) in analyzers {
-            guard let settings = model.placement.quantizers[tensor] else { continue }
-            if analyzer.observedCount == 0 {
-                throw WhittleError(.invalidData, "activation '\(tensor)'", "no values were observed during calibration (is it computed by the model?)")
+        // The grid searches (SQNR, MSE) are independent per tensor: run them in parallel.
+        let pending = analyzers.sorted { $0.key < $1.key }.compactMap { entry -> (String, any EncodingAnalyzer, QuantizerSettings)? in
+            guard let settings = model.placement.quantizers[entry.key] else { return nil }
+            return (entry.key, entry.value, settings)
+        }
+        for (tensor, analyzer, _) in pending where analyzer.observedCount == 0 {
+            throw WhittleError(.invalidData, "activation '\(tensor)'", "no values were observed during calibration (is it computed by the model?)")
+        }
+        var computed = [Result<QuantizationEncoding, QuantizationError>](repeating: .failure(.noData), count: pending.count)
+        computed.withUnsafeMutableBufferPointer { slots in
+            parallelFor(pending.count) { index in
+                let (_, analyzer, settings) = pending[index]
+                do throws(QuantizationError) {
+                    slots[index] = .success(try analyzer.encoding(bitWidth: settings.bitWidth, symmetry: resolvedSymmetry(settings)))
+                } catch {
+                    slots[index] = .failure(error)
+                }
             }
-            do throws(QuantizationError) {
-                result.encodings[tensor] = .perTensor(try analyzer.encoding(bitWidth: settings.bitWidth, symmetry: resolvedSymmetry(settings)))
-            } catch {
-                throw error.whittleError(subject: "activation '\(tensor)'")
+        }
+        for (index, (tensor, _, _)) in pending.enumerated() {
+            switch computed[index] {
+            case .success(let encoding): result.encodings[tensor] = .perTensor(encoding)
+            case .failure(let error): throw error.whittleError(subject: "activation '\(tensor)'")
             }
         }
         return result

@@ -123,6 +123,8 @@ final class AdaRoundOptimizer {
     let softness: UnsafeMutablePointer<Float>
     let softDerivative: UnsafeMutablePointer<Float>
     let softChain: UnsafeMutablePointer<Float>
+    /// `sigmoid(V)` of the current `V`, kept by the fused iteration (`fusedUpdate`).
+    let sigmoid: UnsafeMutablePointer<Float>
     let gradient: UnsafeMutablePointer<Float>
     let elementScale: UnsafeMutablePointer<Float>
     let elementLow: UnsafeMutablePointer<Float>
@@ -163,7 +165,7 @@ final class AdaRoundOptimizer {
         paddedCount = (count + 7) / 8 * 8
         floorW = buffer(paddedCount); v = buffer(paddedCount); firstMoment = buffer(paddedCount); secondMoment = buffer(paddedCount)
         soft = buffer(paddedCount); softness = buffer(paddedCount); gradient = buffer(paddedCount)
-        softDerivative = buffer(paddedCount); softChain = buffer(paddedCount)
+        softDerivative = buffer(paddedCount); softChain = buffer(paddedCount); sigmoid = buffer(paddedCount)
         elementScale = buffer(paddedCount); elementLow = buffer(paddedCount); elementHigh = buffer(paddedCount)
         let ranges = problem.imageRowRanges
         imageCount = ranges.count
@@ -206,7 +208,7 @@ final class AdaRoundOptimizer {
     }
 
     deinit {
-        for p in [floorW, v, firstMoment, secondMoment, soft, softness, softDerivative, softChain, gradient,
+        for p in [floorW, v, firstMoment, secondMoment, soft, softness, softDerivative, softChain, sigmoid, gradient,
                   elementScale, elementLow, elementHigh, batchPatches, batchTargets, batchOutput] {
             p.deallocate()
         }
@@ -380,26 +382,208 @@ final class AdaRoundOptimizer {
             let s = load8(secondMoment + i) * beta2 + g * g * (1 - beta2)
             store8(m, firstMoment + i)
             store8(s, secondMoment + i)
-            store8(load8(v + i) - stepSize * m / (s.squareRoot() * inverseRoot2 + epsilon), v + i)
+            store8(load8(v + i) - stepSize * m / (adaRoundSquareRoot8(s) * inverseRoot2 + epsilon), v + i)
         }
     }
 
     /// Runs `iterations` iterations; checks cancellation and reports every `checkInterval`.
+    ///
+    /// Each iteration: draw and gather a minibatch, forward GEMM with the soft weights, output
+    /// gradient, weight-gradient GEMM, then one fused elementwise pass (`fusedUpdate`: chain
+    /// rule to `V`, regulariser, Adam, and the next soft weights), split over the engine's
+    /// threads for large layers. The same arithmetic as `lossAndGradient` + `adamStep`, in one
+    /// pass over the weights instead of three.
     func run(iterations: Int, job: JobContext, phase: String, detail: String?) throws {
+        let k = problem.patchSize
+        let groups = problem.groups, perGroup = problem.channelsPerGroup
+        refreshSoftWeights()
+        // Elements per parallel chunk (a multiple of 8); small layers run on the calling thread.
+        let chunk = 4096
+        let chunks = (paddedCount + chunk - 1) / chunk
         try problem.patches.withUnsafeBufferPointer { patches in
             try problem.targets.withUnsafeBufferPointer { targets in
+                try problem.bias.withUnsafeBufferPointer { bias in
+                    guard let patches = patches.baseAddress, let targets = targets.baseAddress,
+                          let bias = bias.baseAddress else { return }
+                    for t in 0..<iterations {
+                        if t % options.checkInterval == 0 {
+                            try job.checkCancellation(phase)
+                            job.report(phase: phase, completed: t, total: iterations, detail: detail)
+                        }
+                        let rows = sampleBatch()
+                        gather(batchRows, rows, patches: patches, targets: targets)
+                        AdaRoundAlgebra.forward(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
+                                                patches: batchPatches, groupStride: maxBatchRows * k, weights: soft, output: batchOutput)
+                        outputGradient(rows: rows, bias: bias)
+                        AdaRoundAlgebra.weightGradient(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
+                                                       patches: batchPatches, groupStride: maxBatchRows * k,
+                                                       diff: batchOutput, gradient: gradient)
+                        step += 1
+                        let beta = Self.beta(iteration: t, of: iterations, options: options)
+                        let constants = adamConstants()
+                        if chunks >= 4 && EngineThreads.count > 1 {
+                            parallelFor(chunks, grain: 2) { c in
+                                self.fusedUpdate(from: c * chunk, to: Swift.min(self.paddedCount, (c + 1) * chunk),
+                                                      beta: beta, stepSize: constants.stepSize, inverseRoot2: constants.inverseRoot2)
+                            }
+                        } else {
+                            fusedUpdate(from: 0, to: paddedCount, beta: beta, stepSize: constants.stepSize,
+                                        inverseRoot2: constants.inverseRoot2)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reference iteration loop (three passes: soft weights, loss and gradient, Adam);
+    /// `run` must produce the same `V` (tests compare them).
+    func runReference(iterations: Int) {
+        problem.patches.withUnsafeBufferPointer { patches in
+            problem.targets.withUnsafeBufferPointer { targets in
                 guard let patches = patches.baseAddress, let targets = targets.baseAddress else { return }
                 for t in 0..<iterations {
-                    if t % options.checkInterval == 0 {
-                        try job.checkCancellation(phase)
-                        job.report(phase: phase, completed: t, total: iterations, detail: detail)
-                    }
                     let rows = sampleBatch()
                     gather(batchRows, rows, patches: patches, targets: targets)
                     lossAndGradient(rows: rows, beta: Self.beta(iteration: t, of: iterations, options: options), measure: false)
                     adamStep()
                 }
             }
+        }
+    }
+
+    /// Adam's bias-corrected step size and `1 / sqrt(1 - beta2^t)` for the current `step`.
+    func adamConstants() -> (stepSize: Float, inverseRoot2: Float) {
+        let beta1: Float = 0.9, beta2: Float = 0.999
+        let correction1 = 1 - Float(pow(Double(beta1), Double(step)))
+        let correction2 = 1 - Float(pow(Double(beta2), Double(step)))
+        return (options.learningRate / correction1, 1 / correction2.squareRoot())
+    }
+
+    /// Replaces the forward output `batchOutput` (`rows x O`, before bias) by the output
+    /// gradient `(2 / rows) (f(yhat) - f(y)) f'(yhat)`, as `lossAndGradient` does.
+    func outputGradient(rows: Int, bias: UnsafePointer<Float>) {
+        let outputs = problem.outputChannels
+        let scale = 2 / Float(max(1, rows))
+        switch problem.activation {
+        case .none:
+            for r in 0..<rows {
+                let out = batchOutput + r * outputs, target = batchTargets + r * outputs
+                for o in 0..<outputs { out[o] = scale * (out[o] + bias[o] - target[o]) }
+            }
+        case .relu:
+            for r in 0..<rows {
+                let out = batchOutput + r * outputs, target = batchTargets + r * outputs
+                for o in 0..<outputs {
+                    let y = out[o] + bias[o]
+                    let t = target[o] > 0 ? target[o] : 0
+                    out[o] = y > 0 ? scale * (y - t) : 0
+                }
+            }
+        case .clip(let low, let high):
+            for r in 0..<rows {
+                let out = batchOutput + r * outputs, target = batchTargets + r * outputs
+                for o in 0..<outputs {
+                    let y = out[o] + bias[o]
+                    let t = min(max(target[o], low), high)
+                    out[o] = (y > low && y < high) ? scale * (y - t) : 0
+                }
+            }
+        }
+    }
+
+    /// `sigmoid` and `soft` from the current `V` (before the first fused iteration).
+    func refreshSoftWeights() {
+        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
+        let zero = F8(repeating: 0), one = F8(repeating: 1)
+        for i in stride(from: 0, to: paddedCount, by: 8) {
+            let sigma = one / (one + adaRoundExp8(-load8(v + i)))
+            let r = sigma * (zeta - gamma) + gamma
+            let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
+            let low = load8(elementLow + i), high = load8(elementHigh + i)
+            let u = load8(floorW + i) + h
+            store8(sigma, sigmoid + i)
+            store8(load8(elementScale + i) * u.replacing(with: low, where: u .< low).replacing(with: high, where: u .> high), soft + i)
+        }
+    }
+
+    /// Elements `[start, end)` (multiples of 8) of one fused step, with `gradient` holding
+    /// `dL/dW~`: chain rule to `V` (plus the regulariser's gradient when `beta` is set), the
+    /// Adam update of `V` (`step` already advanced) and the new `sigmoid` and soft weights.
+    /// Works in blocks of 512 elements that stay in L1, with two short loops per block (one
+    /// long loop would keep too many vectors live for the baseline target's 16 registers).
+    func fusedUpdate(from start: Int, to end: Int, beta: Float?, stepSize: Float, inverseRoot2: Float) {
+        var block = start
+        while block < end {
+            let blockEnd = Swift.min(end, block + 512)
+            chainRule(from: block, to: blockEnd, beta: beta)
+            adamAndSoftWeights(from: block, to: blockEnd, stepSize: stepSize, inverseRoot2: inverseRoot2)
+            block = blockEnd
+        }
+    }
+
+    /// `gradient` from `dL/dW~` to `dL/dV` (reconstruction through the clamp and `h`, plus the
+    /// regulariser's `lambda dR/dh dh/dV` when `beta` is set), from the stored `sigmoid`.
+    @inline(__always)
+    func chainRule(from start: Int, to end: Int, beta: Float?) {
+        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
+        let zero = F8(repeating: 0), one = F8(repeating: 1)
+        if let beta {
+            let tiny = F8(repeating: 1e-30), floorLog = F8(repeating: -100)
+            let factor = -2 * beta * options.regularization
+            for i in stride(from: start, to: end, by: 8) {
+                let sigma = load8(sigmoid + i)
+                let r = sigma * (zeta - gamma) + gamma
+                let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
+                let derivative = (sigma * (one - sigma) * (zeta - gamma)).replacing(with: 0, where: (r .< 0) .| (r .> 1))
+                let u = load8(floorW + i) + h
+                let chain = (load8(elementScale + i) * derivative)
+                    .replacing(with: 0, where: (u .< load8(elementLow + i)) .| (u .> load8(elementHigh + i)))
+                let a = h * 2 - 1
+                let magnitude = a.replacing(with: -a, where: a .< 0)
+                let small = magnitude .< tiny
+                let logarithm = adaRoundLog8(magnitude.replacing(with: 1, where: small)).replacing(with: floorLog, where: small)
+                let power = adaRoundExp8(logarithm * (beta - 1))
+                let sign = one.replacing(with: -1, where: a .< 0)
+                store8(load8(gradient + i) * chain + factor * power * sign * derivative, gradient + i)
+            }
+        } else {
+            for i in stride(from: start, to: end, by: 8) {
+                let sigma = load8(sigmoid + i)
+                let r = sigma * (zeta - gamma) + gamma
+                let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
+                let derivative = (sigma * (one - sigma) * (zeta - gamma)).replacing(with: 0, where: (r .< 0) .| (r .> 1))
+                let u = load8(floorW + i) + h
+                let chain = (load8(elementScale + i) * derivative)
+                    .replacing(with: 0, where: (u .< load8(elementLow + i)) .| (u .> load8(elementHigh + i)))
+                store8(load8(gradient + i) * chain, gradient + i)
+            }
+        }
+    }
+
+    /// Adam on `V` with the gradient in `gradient`, then the new `sigmoid` and soft weights.
+    @inline(__always)
+    func adamAndSoftWeights(from start: Int, to end: Int, stepSize: Float, inverseRoot2: Float) {
+        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
+        let zero = F8(repeating: 0), one = F8(repeating: 1)
+        let beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
+        for i in stride(from: start, to: end, by: 8) {
+            let g = load8(gradient + i)
+            let m = load8(firstMoment + i) * beta1 + g * (1 - beta1)
+            let s = load8(secondMoment + i) * beta2 + g * g * (1 - beta2)
+            store8(m, firstMoment + i)
+            store8(s, secondMoment + i)
+            let updated = load8(v + i) - stepSize * m / (adaRoundSquareRoot8(s) * inverseRoot2 + epsilon)
+            store8(updated, v + i)
+        }
+        for i in stride(from: start, to: end, by: 8) {
+            let sigma = one / (one + adaRoundExp8(-load8(v + i)))
+            let r = sigma * (zeta - gamma) + gamma
+            let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
+            let low = load8(elementLow + i), high = load8(elementHigh + i)
+            let u = load8(floorW + i) + h
+            store8(sigma, sigmoid + i)
+            store8(load8(elementScale + i) * u.replacing(with: low, where: u .< low).replacing(with: high, where: u .> high), soft + i)
         }
     }
 
@@ -477,6 +661,21 @@ func load8(_ pointer: UnsafeMutablePointer<Float>) -> F8 { UnsafeRawPointer(poin
 
 @inline(__always)
 func store8(_ value: F8, _ pointer: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: F8.self) }
+
+/// Square root of eight non-negative lanes without a library call (`SIMD8.squareRoot()`
+/// runs lane by lane through `sqrtf` on the baseline x86-64 target): `x * rsqrt(x)`, the
+/// reciprocal square root from the exponent-halving bit trick refined by three Newton steps
+/// `y (3 - x y^2) / 2` (relative error about 2e-7); 0 gives 0.
+@inline(__always)
+func adaRoundSquareRoot8(_ x: F8) -> F8 {
+    let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+    var y = unsafeBitCast(Int32(0x5F37_59DF) &- (bits &>> 1), to: F8.self)
+    let half = x * 0.5
+    y = y * (1.5 - half * y * y)
+    y = y * (1.5 - half * y * y)
+    y = y * (1.5 - half * y * y)
+    return x * y
+}
 
 /// `adaRoundExp` on eight lanes.
 @inline(__always)
