@@ -49,7 +49,7 @@ echo "load after the speed rows: $(uptime)"
 simrow() { # label model calib batch repeats
   local label=$1 model=$2 calib=$3 batch=$4 repeats=$5 out
   out=$(mktemp -d)
-  "$WHITTLE" quantize "$model" --data "$calib" --per-channel --out "$out" --json >/dev/null
+  "$WHITTLE" quantize "$model" --data "$calib" --plain --per-channel --out "$out" --json >/dev/null
   local stem; stem=$(basename "$model" .onnx)
   local f=() s=()
   for _ in 1 2 3; do
@@ -57,8 +57,8 @@ simrow() { # label model calib batch repeats
     s+=("$("$WHITTLE" bench "$out/$stem.onnx" --encodings "$out/$stem.encodings" --batch "$batch" --threads "$THREADS" --repeats "$repeats" --json)")
   done
   local mm ss
-  mm=$("$WHITTLE" quantize "$model" --data "$calib" --per-channel --out "$out/mm" --json)
-  ss=$("$WHITTLE" quantize "$model" --data "$calib" --per-channel --scheme sqnr --out "$out/ss" --json)
+  mm=$("$WHITTLE" quantize "$model" --data "$calib" --plain --per-channel --out "$out/mm" --json)
+  ss=$("$WHITTLE" quantize "$model" --data "$calib" --plain --per-channel --scheme sqnr --out "$out/ss" --json)
   "$PY" - "$label" "$mm" "$ss" "${f[@]}" "${s[@]}" <<'PYEOF'
 import json, statistics, sys
 label, mm, ss = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
