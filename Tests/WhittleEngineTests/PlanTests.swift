@@ -106,6 +106,44 @@ struct PlanTests {
         #expect(plan.arenaFloats < sum)
     }
 
+    /// x -> Conv(8x8 planes) -> FakeQuantize -> FakeQuantize -> GAP, and the same without the
+    /// fake-quantize nodes: written in place, the quantizers need no extra arena memory.
+    static func fakeQuantizedChain(quantized: Bool) -> Graph {
+        let initializers: [String: Tensor] = [
+            "w": random([8, 3, 3, 3], seed: 21), "b": random([8], seed: 22),
+            "scale": Tensor(shape: [], floats: [0.05]), "low": Tensor(shape: [], floats: [-128]),
+            "high": Tensor(shape: [], floats: [127]), "fine": Tensor(shape: [], floats: [0.02]),
+        ]
+        var nodes = [Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])])]
+        var last = "c"
+        if quantized {
+            nodes.append(Node(name: "q1", opType: OperatorRegistry.fakeQuantizeOpType, domain: OperatorRegistry.whittleDomain,
+                              inputs: ["c", "scale", "low", "high"], outputs: ["cq"]))
+            nodes.append(Node(name: "q2", opType: OperatorRegistry.fakeQuantizeOpType, domain: OperatorRegistry.whittleDomain,
+                              inputs: ["cq", "fine", "low", "high"], outputs: ["cqq"]))
+            last = "cqq"
+        }
+        nodes.append(Node(name: "gap", opType: "GlobalAveragePool", inputs: [last], outputs: ["y"]))
+        return Graph(name: "chain", nodes: nodes, initializers: initializers,
+                     inputs: [ValueInfo(name: "x", dimensions: [.symbolic("N"), .fixed(3), .fixed(8), .fixed(8)])],
+                     outputs: [ValueInfo(name: "y", dimensions: [.symbolic("N"), .fixed(8), .fixed(1), .fixed(1)])],
+                     opsetVersion: 13)
+    }
+
+    @Test func fakeQuantizationRunsInPlace() throws {
+        let x = Self.random([2, 3, 8, 8], seed: 23)
+        let quantized = Self.fakeQuantizedChain(quantized: true)
+        let plan = try Plan(graph: quantized, batchSize: 2)
+        let floatPlan = try Plan(graph: Self.fakeQuantizedChain(quantized: false), batchSize: 2)
+        #expect(plan.arenaFloats == floatPlan.arenaFloats)
+        let expected = try #require(try Self.interpret(quantized, ["x": x])["y"])
+        let got = try #require(try plan.run(["x": x])["y"])
+        #expect(Self.maxDifference(got, expected) < 1e-6)
+        // An observed input keeps its own buffer (its values stay readable after the run).
+        let observed = try Plan(graph: quantized, batchSize: 2, options: CompileOptions(observedTensors: ["c"]))
+        #expect(observed.arenaFloats > floatPlan.arenaFloats)
+    }
+
     @Test func batchRunnerHandlesRemainderBatches() throws {
         let graph = Self.residualGraph()
         let x = Self.random([5, 3, 6, 6], seed: 21)

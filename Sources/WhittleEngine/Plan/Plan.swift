@@ -33,6 +33,10 @@ public struct CompileOptions: Sendable {
 ///
 /// A plan owns mutable buffers: use it from one thread at a time (make one plan per thread).
 public final class Plan: @unchecked Sendable {
+    /// Operators whose kernels read and write element i at the same index only, so their
+    /// output may overwrite their first input.
+    static let inPlaceOpTypes: Set<String> = [OperatorRegistry.fakeQuantizeOpType, OperatorRegistry.fakeQuantizeFloat16OpType]
+
     /// One executed step.
     public struct Step: Sendable {
         public let nodeName: String
@@ -142,12 +146,31 @@ public final class Plan: @unchecked Sendable {
                 lastStep[name] = max(lastStep[name] ?? stepIndex, stepIndex)
             }
         }
+        // In-place steps: an elementwise step (fake quantization) whose input is an arena
+        // tensor read for the last time by that step writes its output over the input, so a
+        // quantization simulation needs no more memory than the float model.
+        func isDedicated(_ name: String) -> Bool {
+            outputSet.contains(name) || options.preservedTensors.contains(name) || options.observedTensors.contains(name)
+        }
+        var sharesSlotOf: [String: String] = [:]
+        for (stepIndex, step) in pending.enumerated() {
+            guard step.fused.isEmpty, Self.inPlaceOpTypes.contains(step.runtime.node.opType),
+                  step.outputs.count == 1, let output = step.outputs.first, !output.isEmpty, !isDedicated(output),
+                  let input = step.runtime.node.inputs.first, !input.isEmpty, firstStep[input] != nil, !isDedicated(input),
+                  lastStep[input] == stepIndex,
+                  step.runtime.node.inputs.dropFirst().allSatisfy({ $0 != input }),
+                  let inputCount = analysis.infos[input]?.count, analysis.infos[output]?.count == inputCount
+            else { continue }
+            let root = sharesSlotOf[input] ?? input
+            sharesSlotOf[output] = root
+            lastStep[root] = max(lastStep[root] ?? stepIndex, lastStep[output] ?? stepIndex)
+        }
         var arenaNames: [String] = []
         var requests: [MemoryPlanner.Request] = []
         var dedicatedNames: [String] = inputNames
         for (name, first) in firstStep.sorted(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
             if outputSet.contains(name) || options.preservedTensors.contains(name) { dedicatedNames.append(name); continue }
-            guard let info = analysis.infos[name] else { continue }
+            guard sharesSlotOf[name] == nil, let info = analysis.infos[name] else { continue }
             arenaNames.append(name)
             requests.append(MemoryPlanner.Request(size: max(1, info.count), firstStep: first, lastStep: lastStep[name] ?? first))
         }
@@ -160,6 +183,10 @@ public final class Plan: @unchecked Sendable {
         var buffers: [String: FloatStorage] = [:]
         for (name, offset) in zip(arenaNames, offsets) {
             buffers[name] = FloatStorage(pointer: arena.pointer + offset, count: max(1, analysis.infos[name]?.count ?? 1))
+        }
+        for (name, root) in sharesSlotOf {
+            guard let slot = buffers[root] else { continue }
+            buffers[name] = FloatStorage(pointer: slot.pointer, count: max(1, analysis.infos[name]?.count ?? 1))
         }
         var owned: [FloatStorage] = []
         func ownedBuffer(_ values: [Float], count: Int) -> UnsafeMutablePointer<Float> {
