@@ -42,6 +42,21 @@ struct TargetLandingTests {
         }
     }
 
+    @Test("coarse layers that cannot land meet the target from below, or stay above when asked")
+    func coarseLayersMeetFromBelow() throws {
+        // One layer of 10 units holding half the cost: reachable ratios are 0.5 + 0.05 k.
+        var toy = Toy()
+        toy.macs = ["a": 60_000]
+        toy.units = ["a": 10]
+        let rows = [Self.rows[0]]
+        for (fromBelow, expected) in [(true, 0.70), (false, 0.75)] {
+            let result = try TargetLanding.land(ratios: ["a": 0.75], target: 0.72, tolerance: 0.001, layers: rows,
+                                                smallestRatio: 0.25, meetFromBelow: fromBelow) { ratios, _ in toy.ratio(ratios) }
+            #expect(abs(result.measured - expected) < 1e-9, "meetFromBelow \(fromBelow): \(result.measured)")
+            #expect(abs(toy.ratio(result.ratios) - result.measured) < 1e-12)
+        }
+    }
+
     @Test("an unreachable target leaves every layer at the smallest ratio")
     func unreachable() throws {
         let toy = Toy()

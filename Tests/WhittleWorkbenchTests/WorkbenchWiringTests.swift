@@ -88,7 +88,7 @@ struct WorkbenchWiringTests {
         let updates = Collected<ScoreUpdate>()
         let progress = Collected<ProgressEvent>()
         let context = JobContext { progress.append($0) }
-        let outcome = try WorkbenchWiring.autoSelect(graph: sample.graph, target: 0.7, settings: settings, data: sample.evaluation,
+        let outcome = try WorkbenchWiring.autoSelect(graph: sample.graph, target: 0.8, settings: settings, data: sample.evaluation,
                                                      cache: nil, context: context) { updates.append($0) }
         let streamed = updates.all
         let eligible = try Compressor.eligibility(of: sample.graph, technique: .spatialSVD).filter(\.eligible).map(\.layer)
@@ -100,7 +100,7 @@ struct WorkbenchWiringTests {
             #expect(final.curve(technique: .spatialSVD, layer: update.layer) == update.points)
         }
         #expect(streamed.first?.metric == "accuracy" && streamed.first?.baseline == final.baseline)
-        #expect(!outcome.ratios.isEmpty && (outcome.metrics.macs ?? .max) <= Int(Double(sample.model.totalMACs) * 0.71))
+        #expect(!outcome.ratios.isEmpty && (outcome.metrics.macs ?? .max) <= Int(Double(sample.model.totalMACs) * 0.801))
         // Progress counts candidates over all layers, "layer k of n" in the detail.
         let scoring = progress.all.filter { $0.phase == "scoring spatial-svd" && $0.total == eligible.count * 3 }
         #expect(scoring.contains { $0.detail?.hasPrefix("layer 2 of \(eligible.count): ") == true })

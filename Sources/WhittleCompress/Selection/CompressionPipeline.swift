@@ -186,7 +186,8 @@ public enum CompressionPipeline {
                 }
                 // Within the overall tolerance of the original model's cost.
                 let tolerance = GreedySelector.ratioTolerance * 0.999 * Double(baseCost) / Double(max(1, currentCost))
-                var stage = try selectAndCompress(table: selectionTable, target: stageAim, tolerance: tolerance, request: stageRequest,
+                var stage = try selectAndCompress(table: selectionTable, target: stageAim, tolerance: tolerance,
+                                                  meetFromBelow: isLast, request: stageRequest,
                                                   evaluator: evaluator, backend: backend, job: job)
                 stage.scoreTable = table
                 graph = stage.graph
@@ -248,7 +249,7 @@ public enum CompressionPipeline {
     /// layer in execution order, each refitted on the already compressed prefix), scores the
     /// combined models and keeps the best.
     static func selectAndCompress(table: ScoreTable, target: Double, tolerance: Double = GreedySelector.ratioTolerance,
-                                  request: CompressionRequest, evaluator: ScoreEvaluator,
+                                  meetFromBelow: Bool = true, request: CompressionRequest, evaluator: ScoreEvaluator,
                                   backend: CompressionBackend, job: JobContext) throws -> StageResult {
         let graph = evaluator.graph
         let base = request.cost == .macs ? table.modelMACs : table.modelParameters
@@ -301,7 +302,8 @@ public enum CompressionPipeline {
             job.report(phase: "combining", completed: index, total: selectors.count, detail: "selection \(index + 1) of \(selectors.count)")
             var selection = try selector(max(GreedySelector.smallestReachable(table, cost: request.cost), target))
             let landing = try TargetLanding.land(ratios: selection.ratios, target: target, tolerance: tolerance, layers: rows,
-                                                 smallestRatio: table.candidates.first ?? 0.1, measure: measure)
+                                                 smallestRatio: table.candidates.first ?? 0.1, meetFromBelow: meetFromBelow,
+                                                 measure: measure)
             selection.ratios = landing.ratios
             let chosen = choices(landing.ratios)
             let outcome = try backend.compress(graph, chosen, request.options, .silent)
@@ -310,12 +312,18 @@ public enum CompressionPipeline {
             let trial = SelectionTrial(selection: selection, measuredRatio: measured, scores: scores)
             trials.append(trial)
             let score = scores.value(request.metric) ?? scores.sqnr
-            let meets = abs(measured - target) <= tolerance
+            // Meeting the target (at or below it) comes first, landing within the tolerance
+            // next (coarse layers may only reach it from below), then the score.
+            let meets = meetFromBelow ? measured <= target + tolerance : abs(measured - target) <= tolerance
+            let lands = abs(measured - target) <= tolerance
             if let current = best {
-                let currentMeets = abs(current.trial.measuredRatio - target) <= tolerance
+                let currentRatio = current.trial.measuredRatio
+                let currentMeets = meetFromBelow ? currentRatio <= target + tolerance : abs(currentRatio - target) <= tolerance
+                let currentLands = abs(currentRatio - target) <= tolerance
                 let currentScore = current.trial.scores.value(request.metric) ?? current.trial.scores.sqnr
                 let better = meets != currentMeets ? meets
-                    : (meets ? score > currentScore : abs(measured - target) < abs(current.trial.measuredRatio - target))
+                    : (!meets ? abs(measured - target) < abs(currentRatio - target)
+                        : (lands != currentLands ? lands : score > currentScore))
                 if !better { continue }
             }
             best = (outcome.graph, trial, chosen, outcome.layers)

@@ -32,14 +32,26 @@ public enum TargetLanding {
     /// `ratios` (absent layers whole); `layer`, when set, names the only layer that changed
     /// since the previous call with the same other ratios (the caller may then reuse work).
     /// `layers` are the adjustable layers with their scores per candidate (ascending ratio).
+    /// With `meetFromBelow`, a selection that cannot land within the tolerance returns the
+    /// closest measured one below the target instead of one above it (earlier stages of a
+    /// multi-stage scheme pass false: the last stage makes up the difference).
     public static func land(ratios start: [String: Double], target: Double, tolerance: Double,
                             layers: [(layer: String, candidates: [Double], scores: [Double])],
-                            smallestRatio: Double,
+                            smallestRatio: Double, meetFromBelow: Bool = true,
                             measure: ([String: Double], String?) throws -> Double) throws -> Result {
         var ratios = start
         var measured = try measure(ratios, nil)
         var measurements = 1
         func landed(_ value: Double) -> Bool { abs(value - target) <= tolerance }
+        // Fallback: the trial closest to the target from below. When
+        // every layer's steps are too coarse to land within the tolerance (tiny models, where
+        // one rank or channel is a percent of the cost), the result meets the target from
+        // below instead of staying above it.
+        var closestBelow: (ratios: [String: Double], value: Double)?
+        func remember(_ candidate: [String: Double], _ value: Double) {
+            if value <= target + tolerance, value > (closestBelow?.value ?? -Double.infinity) { closestBelow = (candidate, value) }
+        }
+        remember(ratios, measured)
         if landed(measured) { return Result(ratios: ratios, measured: measured, measurements: measurements) }
 
         func score(_ row: (layer: String, candidates: [Double], scores: [Double]), below ratio: Double) -> Double {
@@ -58,7 +70,9 @@ public enum TargetLanding {
                 var candidate = ratios
                 candidate[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
                 measurements += 1
-                return try measure(candidate, row.layer)
+                let value = try measure(candidate, row.layer)
+                remember(candidate, value)
+                return value
             }
             func accept(_ ratio: Double, _ value: Double) {
                 ratios[row.layer] = ratio >= 1 - 1e-12 ? nil : ratio
@@ -92,6 +106,9 @@ public enum TargetLanding {
             let order = layers.filter { (ratios[$0.layer] ?? 1) > smallestRatio + 1e-9 }
                 .sorted { score($0, below: ratios[$0.layer] ?? 1) > score($1, below: ratios[$1.layer] ?? 1) }
             for row in order where measured > target + tolerance { try search(row, toward: smallestRatio) }
+        }
+        if meetFromBelow, measured > target + tolerance, let below = closestBelow {
+            return Result(ratios: below.ratios, measured: below.value, measurements: measurements)
         }
         return Result(ratios: ratios, measured: measured, measurements: measurements)
     }
