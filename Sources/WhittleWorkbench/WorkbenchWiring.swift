@@ -47,7 +47,7 @@ public enum WorkbenchWiring {
             }
             services.exporters[.encodings] = { path, session, context in
                 let (quantized, recipe) = try quantize(graph: graph, model: model, settings: session.settings,
-                                                       calibration: calibration, context: context)
+                                                       calibration: calibration, evaluation: reference, context: context)
                 let version = try encodingsVersion(session)
                 context.report(phase: "writing", completed: 0, total: 1, detail: path)
                 try quantized.encodingsFile(scheme: recipe.scheme).write(to: URL(fileURLWithPath: path), version: version)
@@ -55,7 +55,7 @@ public enum WorkbenchWiring {
             }
             services.exporters[.qdq] = { path, session, context in
                 let (quantized, _) = try quantize(graph: graph, model: model, settings: session.settings,
-                                                  calibration: calibration, context: context)
+                                                  calibration: calibration, evaluation: reference, context: context)
                 context.report(phase: "writing", completed: 0, total: 1, detail: path)
                 try ONNXExporter.write(try QDQExport.graph(quantized), to: URL(fileURLWithPath: path))
                 context.report(phase: "writing", completed: 1, total: 1, detail: path)
@@ -201,9 +201,6 @@ public enum WorkbenchWiring {
     /// widths added as tensor overrides (a weight override targets the layer's weight tensor,
     /// an activation override its output tensor).
     public static func recipe(_ settings: SessionSettings, model: ModelSummary) throws -> QuantizationRecipe {
-        guard !settings.autoQuant else {
-            throw WhittleError(.invalidArgument, "recipe auto", "the automatic technique search is not available in the workbench; turn 'auto' off")
-        }
         var recipe = settings.recipe
         for (layer, override) in settings.bitWidthOverrides.sorted(by: { $0.key < $1.key }) {
             guard let summary = model.layers.first(where: { $0.name == layer }) else { continue }
@@ -215,10 +212,19 @@ public enum WorkbenchWiring {
     }
 
     /// Runs post-training quantization of the (compressed) model with the settings' recipe.
+    /// With `auto` on, the AutoQuant search (calibration schemes, CLE, bias correction,
+    /// AdaRound; `AutoQuantization.search`) runs against `evaluation` (the calibration data
+    /// when there is none) starting from the recipe, and its chosen recipe is returned.
     public static func quantize(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
-                         context: JobContext) throws -> (QuantizedModel, QuantizationRecipe) {
+                                evaluation: Dataset? = nil, context: JobContext) throws -> (QuantizedModel, QuantizationRecipe) {
         let recipe = try recipe(settings, model: model)
         let source = try compress(graph, settings: settings, data: calibration, context: context)
+        if settings.autoQuant {
+            let scored = evaluation ?? calibration
+            let result = try AutoQuantization.search(graph: source, base: recipe, calibration: calibration.inputs,
+                                                     evaluation: scored.inputs, labels: scored.labels, job: context)
+            return (result.model, result.chosen.recipe)
+        }
         let (quantized, _) = try PostTrainingQuantization.run(graph: source, recipe: recipe, calibration: calibration.inputs, job: context)
         return (quantized, recipe)
     }
@@ -228,7 +234,8 @@ public enum WorkbenchWiring {
     /// activations fused after a layer, to that layer).
     public static func quantizeMetrics(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
                                 evaluation: Dataset, context: JobContext) throws -> SessionMetrics {
-        let (quantized, recipe) = try quantize(graph: graph, model: model, settings: settings, calibration: calibration, context: context)
+        let (quantized, recipe) = try quantize(graph: graph, model: model, settings: settings, calibration: calibration,
+                                               evaluation: evaluation, context: context)
         let comparison = try OutputComparison.measure(float: graph, quantized: try quantized.simulationGraph(),
                                                       inputs: evaluation.inputs, labels: evaluation.labels,
                                                       batchSize: recipe.batchSize, job: context)

@@ -51,11 +51,25 @@ struct WorkbenchWiringTests {
         #expect(recipe.weightBits == 6 && recipe.scheme == .percentile(99.9) && recipe.perChannel == true && recipe.adaRound)
         #expect(recipe.config == "default")
 
-        settings.autoQuant = true
-        #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
-        settings.autoQuant = false
         settings.recipe.weightBits = 2
         #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
+    }
+
+    /// With `auto` on, quantization runs the AutoQuant search on the evaluation data and
+    /// returns the recipe it chose (here the first candidate, plain min-max, is within the drop).
+    @Test func autoQuantRunsTheSearch() throws {
+        let sample = try Sample(samples: 32)
+        var settings = SessionSettings()
+        settings.recipe = QuantizationRecipe()
+        settings.recipe.perChannel = true
+        settings.autoQuant = true
+        let progress = Collected<ProgressEvent>()
+        let (quantized, recipe) = try WorkbenchWiring.quantize(graph: sample.graph, model: sample.model, settings: settings,
+                                                               calibration: sample.calibration, evaluation: sample.evaluation,
+                                                               context: JobContext { progress.append($0) })
+        #expect(progress.all.contains { $0.phase.hasPrefix("AutoQuant") })
+        #expect(recipe.scheme == .minMax && !recipe.adaRound)
+        #expect(!quantized.encodings.isEmpty)
     }
 
     @Test func techniqueNamesMapOntoTheCompressionLibrary() throws {
