@@ -39,7 +39,7 @@ struct SelectionOptions: ParsableArguments {
     var calibrationData: String?
 
     @Option(name: .long, help: "Use the first N samples of the calibration data for reconstruction.")
-    var calibrationSamples = 64
+    var calibrationSamples = 128
 
     func techniques() throws -> [CompressionTechnique] { try CompressionArguments.scheme(scheme) }
 
