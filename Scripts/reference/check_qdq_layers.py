@@ -33,8 +33,7 @@ def activation_steps(path):
     version = str(data.get("version", "0.6.1"))
     steps = {}
     if version.startswith("2"):
-        entries = [(e["name"], e) for e in data.get("encodings", []) if e.get("output_dtype", "int").startswith("int")
-                   or "scale" in e]
+        entries = [(e["name"], e) for e in data.get("encodings", [])]
     else:
         value = data.get("activation_encodings", {})
         entries = [(e["name"], e) for e in value] if isinstance(value, list) else list(value.items())
