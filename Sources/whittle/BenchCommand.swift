@@ -22,8 +22,11 @@ struct Bench: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Size of a symbolic input dimension, e.g. --dim W=320.")
     var dim: [String] = []
 
-    @Flag(name: .long, help: "Also time every layer and print where the time goes (by op type and the slowest layers).")
+    @Flag(name: .long, help: "Also time every layer and print where the time goes (by op type and the slowest layers); with --threads 1 the times are the thread's CPU time.")
     var profile = false
+
+    @Option(name: .long, help: "How many of the slowest steps --profile lists.")
+    var top = 12
 
     @Option(name: .long, help: "AIMET encodings file: time the quantization simulation instead of float inference.")
     var encodings: String?
@@ -46,6 +49,9 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try engine.apply()
+            guard top >= 0 else {
+                throw WhittleError(.invalidArgument, "--top", "must be 0 or more, got \(top)")
+            }
             guard repeats >= 1, warmup >= 0 else {
                 throw WhittleError(.invalidArgument, "--repeats", "needs at least 1 repeat and a non-negative warm-up")
             }
@@ -92,13 +98,15 @@ struct Bench: ParsableCommand {
 extension Bench {
     /// Per-step median times over the repeats, grouped by op type, plus the slowest steps.
     func printProfile(_ plan: Plan) {
-        let clock = ContinuousClock()
+        // On one thread every step runs on the calling thread, so its CPU time is the step's
+        // cost without the time slices other processes take on a shared machine.
+        let cpuTime = EngineThreads.count == 1
         var samples = [[Double]](repeating: [], count: plan.steps.count)
         for _ in 0..<repeats {
-            var last = clock.now
+            var last = profileClock(cpuTime: cpuTime)
             plan.execute { index, _ in
-                let now = clock.now
-                samples[index].append(seconds(now - last))
+                let now = profileClock(cpuTime: cpuTime)
+                samples[index].append(now - last)
                 last = now
             }
         }
@@ -110,16 +118,23 @@ extension Bench {
             byOp[key, default: (0, 0)].0 += time
             byOp[key, default: (0, 0)].1 += 1
         }
-        print("time by op (median per run, sum of steps \(String(format: "%.3f", total * 1000)) ms):")
+        print("\(cpuTime ? "thread CPU time" : "time") by op (median per run, sum of steps \(String(format: "%.3f", total * 1000)) ms):")
         for (op, entry) in byOp.sorted(by: { $0.value.0 > $1.value.0 }) {
             print(String(format: "  %-28@ %9.3f ms  %5.1f%%  (%d steps)", op, entry.0 * 1000, 100 * entry.0 / total, entry.1))
         }
         print("slowest steps:")
-        for index in medians.indices.sorted(by: { medians[$0] > medians[$1] }).prefix(12) {
+        for index in medians.indices.sorted(by: { medians[$0] > medians[$1] }).prefix(top) {
             let step = plan.steps[index]
             let shape = step.outputs.first.flatMap { plan.info($0)?.shape } ?? []
             print(String(format: "  %-36@ %-22@ %9.3f ms  %@", step.nodeName, ([step.opType] + step.fused).joined(separator: "+"),
                          medians[index] * 1000, shape.description))
         }
     }
+}
+
+/// Seconds on the monotonic clock, or the calling thread's CPU time.
+private func profileClock(cpuTime: Bool) -> Double {
+    var spec = timespec()
+    clock_gettime(cpuTime ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) * 1e-9
 }

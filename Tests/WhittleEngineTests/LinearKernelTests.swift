@@ -352,6 +352,86 @@ private func ints(_ values: [Int]) -> Attribute { .ints(values) }
                                       padEnd: [1, 1], activation: .clip(min: 0, max: 1)))
     }
 
+    /// Column blocks that start and end inside output rows (tiny blocks), on one and two
+    /// threads, for strided, dilated, padded, grouped and pointwise convolutions.
+    @Test(arguments: [1, 2])
+    func convColumnBlocksAcrossRows(threads: Int) throws {
+        let previous = EngineThreads.count
+        EngineThreads.set(threads)
+        defer { EngineThreads.set(previous) }
+        var random = LinearTestRandom(31)
+        let x = random.tensor([2, 4, 48, 29]), b = random.tensor([6])  // output planes of 256 or more: column blocks
+        let cases: [(w: Tensor, attributes: [String: Attribute], group: Int, strides: [Int], dilations: [Int], pads: [Int])] = [
+            (random.tensor([6, 4, 3, 3]), ["strides": ints([2, 2]), "pads": ints([1, 0, 2, 1])], 1, [2, 2], [1, 1], [1, 0, 2, 1]),
+            (random.tensor([6, 4, 3, 2]), ["dilations": ints([2, 3]), "pads": ints([2, 1, 0, 3])], 1, [1, 1], [2, 3], [2, 1, 0, 3]),
+            (random.tensor([6, 2, 3, 3]), ["group": .int(2), "pads": ints([1, 1, 1, 1])], 2, [1, 1], [1, 1], [1, 1, 1, 1]),
+            (random.tensor([6, 4, 1, 1]), [:], 1, [1, 1], [1, 1], [0, 0, 0, 0]),
+        ]
+        for (index, item) in cases.enumerated() {
+            let node = Node(name: "n", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: item.attributes)
+            let context = NodeContext(node: node, inputs: [TensorInfo(shape: x.shape), TensorInfo(shape: item.w.shape),
+                                                           TensorInfo(shape: b.shape)],
+                                      constants: [nil, item.w, b], opsetVersion: 13)
+            let layout = try LinearConv.layout(context)
+            for width in [5, 7, 16] {
+                let kernel = LinearConv.GemmKernel(layout: layout, activation: .clip(min: -0.7, max: 0.9),
+                                                   columnRanges: LinearTable(layout.window.columnRanges()),
+                                                   threads: threads, cacheFloats: 0, minimumBlockWidth: width)
+                #expect(kernel.imagesPerGemm == 1 && kernel.blockWidth <= width, "case \(index)")
+                let y = OperatorRegistry.runOnce(kernel: kernel, inputs: [x, item.w, b],
+                                                 outputInfos: [TensorInfo(shape: layout.outputShape)])[0]
+                expectClose(y, referenceConv(x, item.w, b, group: item.group, strides: item.strides, dilations: item.dilations,
+                                             padBegin: [item.pads[0], item.pads[1]], padEnd: [item.pads[2], item.pads[3]],
+                                             activation: .clip(min: -0.7, max: 0.9)))
+            }
+        }
+    }
+
+    /// The Conv -> depthwise chain kernel with strips of one or a few rows (tiny strip
+    /// budget), strided and padded depthwise windows, on one and two threads.
+    @Test(arguments: [1, 2])
+    func convDepthwiseChainStrips(threads: Int) throws {
+        let previous = EngineThreads.count
+        EngineThreads.set(threads)
+        defer { EngineThreads.set(previous) }
+        var random = LinearTestRandom(41)
+        let x = random.tensor([4, 3, 19, 17])
+        let w = random.tensor([6, 3, 3, 3]), b = random.tensor([6])
+        let cases: [(attributes: [String: Attribute], kernel: Int, stride: Int, pads: [Int])] = [
+            (["group": .int(6), "strides": ints([2, 2]), "pads": ints([1, 1, 1, 1])], 3, 2, [1, 1, 1, 1]),
+            (["group": .int(6), "pads": ints([2, 1, 2, 3])], 5, 1, [2, 1, 2, 3]),
+            (["group": .int(6), "pads": ints([0, 0, 0, 0])], 3, 1, [0, 0, 0, 0]),
+        ]
+        let producerNode = Node(name: "p", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["m"],
+                                attributes: ["pads": ints([1, 1, 1, 1])])
+        let producer = NodeContext(node: producerNode, inputs: [TensorInfo(shape: x.shape), TensorInfo(shape: w.shape),
+                                                                 TensorInfo(shape: b.shape)],
+                                   constants: [nil, w, b], opsetVersion: 13)
+        let middle = referenceConv(x, w, b, strides: [1, 1], dilations: [1, 1], padBegin: [1, 1], padEnd: [1, 1],
+                                   activation: .clip(min: 0, max: 6))
+        for item in cases {
+            let dw = random.tensor([6, 1, item.kernel, item.kernel]), db = random.tensor([6])
+            let node = Node(name: "d", opType: "Conv", inputs: ["m", "dw", "db"], outputs: ["y"], attributes: item.attributes)
+            let depthwise = NodeContext(node: node, inputs: [TensorInfo(shape: middle.shape), TensorInfo(shape: dw.shape),
+                                                             TensorInfo(shape: db.shape)],
+                                        constants: [nil, dw, db], opsetVersion: 13)
+            let expected = referenceConv(middle, dw, db, group: 6, strides: [item.stride, item.stride], dilations: [1, 1],
+                                         padBegin: [item.pads[0], item.pads[1]], padEnd: [item.pads[2], item.pads[3]],
+                                         activation: .relu)
+            let producerLayout = try LinearConv.layout(producer)
+            for budget in [1, 6 * 17 * 4, 1 << 20] {
+                let kernel = try #require(LinearConvDepthwiseChainKernel.make(
+                    producer: producerLayout, producerActivation: .clip(min: 0, max: 6),
+                    producerColumnRanges: LinearTable(producerLayout.window.columnRanges()),
+                    depthwise: try LinearConv.layout(depthwise), depthwiseActivation: .relu, depthwiseWeightInput: 3,
+                    threads: threads, stripCacheFloats: budget, minimumPlane: 1, maximumRecompute: 100))
+                let y = OperatorRegistry.runOnce(kernel: kernel, inputs: [x, w, b, dw, db],
+                                                 outputInfos: [TensorInfo(shape: expected.shape)])[0]
+                expectClose(y, expected)
+            }
+        }
+    }
+
     @Test func conv1D() throws {
         var random = LinearTestRandom(10)
         let x = random.tensor([2, 3, 15]), w = random.tensor([4, 3, 4]), b = random.tensor([4])

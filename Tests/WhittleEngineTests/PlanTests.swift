@@ -130,6 +130,50 @@ struct PlanTests {
                      opsetVersion: 13)
     }
 
+    /// x -> Conv 1x1 -> Clip -> depthwise 3x3 s2 -> Relu -> Conv 3x3 -> Relu -> depthwise 5x5 -> y
+    static func depthwiseChainGraph() -> Graph {
+        let initializers: [String: Tensor] = [
+            "w1": random([12, 4, 1, 1], seed: 31), "b1": random([12], seed: 32),
+            "dw1": random([12, 1, 3, 3], seed: 33), "db1": random([12], seed: 34),
+            "w2": random([8, 12, 3, 3], seed: 35), "dw2": random([8, 1, 5, 5], seed: 36),
+            "lo": Tensor(shape: [], floats: [0]), "hi": Tensor(shape: [], floats: [6]),
+        ]
+        return Graph(
+            name: "chains",
+            nodes: [
+                Node(name: "expand", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["e"]),
+                Node(name: "clip", opType: "Clip", inputs: ["e", "lo", "hi"], outputs: ["ec"]),
+                Node(name: "dw1", opType: "Conv", inputs: ["ec", "dw1", "db1"], outputs: ["d1"],
+                     attributes: ["group": .int(12), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+                Node(name: "relu1", opType: "Relu", inputs: ["d1"], outputs: ["r1"]),
+                Node(name: "conv", opType: "Conv", inputs: ["r1", "w2"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "relu2", opType: "Relu", inputs: ["c"], outputs: ["cr"]),
+                Node(name: "dw2", opType: "Conv", inputs: ["cr", "dw2"], outputs: ["y"],
+                     attributes: ["group": .int(8), "pads": .ints([2, 2, 2, 2])]),
+            ],
+            initializers: initializers,
+            inputs: [ValueInfo(name: "x", dimensions: [.symbolic("N"), .fixed(4), .fixed(32), .fixed(30)])],
+            outputs: [ValueInfo(name: "y", dimensions: [.symbolic("N"), .fixed(8), .fixed(16), .fixed(15)])],
+            opsetVersion: 13)
+    }
+
+    @Test func convDepthwiseChainsRunAsOneStep() throws {
+        let graph = Self.depthwiseChainGraph()
+        let x = Self.random([4, 4, 32, 30], seed: 37)
+        let expected = try #require(try Self.interpret(graph, ["x": x])["y"])
+        let plan = try Plan(graph: graph, batchSize: 4)
+        #expect(plan.steps.map(\.fused) == [["Clip", "Conv", "Relu"], ["Relu", "Conv"]])
+        let got = try #require(try plan.run(["x": x])["y"])
+        #expect(Self.maxDifference(got, expected) < 1e-4)
+        // Unfused, and with the intermediate observed: separate steps, same result.
+        for options in [CompileOptions(fuseDepthwiseChains: false), CompileOptions(observedTensors: ["ec"])] {
+            let separate = try Plan(graph: graph, batchSize: 4, options: options)
+            #expect(separate.steps.count > 2)
+            let again = try #require(try separate.run(["x": x])["y"])
+            #expect(Self.maxDifference(again, expected) < 1e-4)
+        }
+    }
+
     @Test func fakeQuantizationRunsInPlace() throws {
         let x = Self.random([2, 3, 8, 8], seed: 23)
         let quantized = Self.fakeQuantizedChain(quantized: true)

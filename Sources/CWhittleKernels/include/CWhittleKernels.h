@@ -19,6 +19,19 @@ void whittle_bias_clamp(float *values, long count, float bias, float low, float 
 /// `destination[i] = clamp(source[i] + bias, low, high)` for `i < count`.
 void whittle_copy_bias_clamp(const float *source, float *destination, long count, float bias, float low, float high);
 
+/// im2col of one input plane for one kernel tap: for `oy < outH`, `ox < outW`,
+/// `out[oy * outW + ox] = source[(oy * strideH + y0) * inW + ox * strideW + x0]`, or 0 where that
+/// row lies outside `[0, inH)` or `ox` outside `[lo, hi)` (the outputs whose column is inside
+/// the plane, computed by the caller).
+void whittle_im2col_tap(const float *source, long inH, long inW, long outH, long outW, long strideH, long strideW,
+                        long y0, long x0, long lo, long hi, float *out);
+
+/// `whittle_im2col_tap` for `images` planes `sourceStride` floats apart, written
+/// `outStride` floats apart (several images side by side in one column matrix).
+void whittle_im2col_tap_images(const float *source, long sourceStride, long images, long inH, long inW, long outH,
+                               long outW, long strideH, long strideW, long y0, long x0, long lo, long hi,
+                               float *out, long outStride);
+
 /// 1 when the AVX2+FMA versions are in use.
 int whittle_kernels_vectorised(void);
 

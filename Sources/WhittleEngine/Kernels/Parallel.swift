@@ -62,3 +62,29 @@ public struct UncheckedSendableBox<Value>: @unchecked Sendable {
     public let value: Value
     @inlinable public init(_ value: Value) { self.value = value }
 }
+
+/// Runs tasks `0..<tasks` on `workers` threads, worker `w` taking the contiguous run
+/// `[w * tasks / workers, (w + 1) * tasks / workers)`; `body(task, w)` may use per-worker
+/// storage indexed by `w`.
+public func parallelWorkers(_ workers: Int, tasks: Int, _ body: (Int, Int) -> Void) {
+    let workers = max(1, min(workers, tasks))
+    if workers == 1 {
+        for task in 0..<tasks { body(task, 0) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        // Workers touch disjoint tasks and their own storage; callers guarantee the rest.
+        let shared = UncheckedSendableBox(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) { shared.value(task, worker) }
+        }
+    }
+}
+
+/// Runs `body` with OpenBLAS limited to one thread (each of the engine's own threads then
+/// calls it independently), restoring the engine's thread count afterwards.
+public func withSingleThreadedBLAS<Result>(_ body: () throws -> Result) rethrows -> Result {
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(EngineThreads.count)) }
+    return try body()
+}

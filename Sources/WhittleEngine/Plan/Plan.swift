@@ -13,13 +13,17 @@ public struct CompileOptions: Sendable {
     /// them: never fused away, but (unlike preserved tensors) they share the arena, so their
     /// values are only valid inside the observe callback of their step.
     public var observedTensors: Set<String>
+    /// Run a Conv (+ activation) whose output only feeds a depthwise Conv (+ activation) as one
+    /// strip-by-strip step, so the intermediate tensor stays in cache (needs `fuseActivations`).
+    public var fuseDepthwiseChains: Bool
 
     public init(fuseActivations: Bool = true, preservedTensors: Set<String> = [], foldBatchNorm: Bool = true,
-                observedTensors: Set<String> = []) {
+                observedTensors: Set<String> = [], fuseDepthwiseChains: Bool = true) {
         self.fuseActivations = fuseActivations
         self.preservedTensors = preservedTensors
         self.foldBatchNorm = foldBatchNorm
         self.observedTensors = observedTensors
+        self.fuseDepthwiseChains = fuseDepthwiseChains
     }
 
     /// The graph a plan is actually compiled from under these options.
@@ -102,11 +106,21 @@ public final class Plan: @unchecked Sendable {
             var kernel: any Kernel
             var outputs: [String]
             var fused: [String]
+            /// Constant inputs of fused nodes, passed after the node's own inputs.
+            var extraInputs: [String] = []
         }
         var pending: [PendingStep] = []
         var skipped = Set<Int>()
         for (position, runtime) in analysis.runtimeNodes.enumerated() where !skipped.contains(position) {
             let node = runtime.node
+            if options.fuseActivations && options.fuseDepthwiseChains, let chain = try depthwiseChain(for: position) {
+                skipped.formUnion(chain.consumed)
+                pending.append(PendingStep(runtime: runtime, kernel: chain.kernel,
+                                           outputs: analysis.runtimeNodes[chain.consumed[chain.consumed.count - 1]].node.outputs,
+                                           fused: chain.consumed.map { analysis.runtimeNodes[$0].node.opType },
+                                           extraInputs: chain.extraInputs))
+                continue
+            }
             if options.fuseActivations, let fusion = try fusedStep(for: position) {
                 skipped.insert(fusion.consumer)
                 pending.append(PendingStep(runtime: runtime, kernel: fusion.kernel,
@@ -135,6 +149,54 @@ public final class Plan: @unchecked Sendable {
                   let kernel = try FusionRules.makeKernel(context: runtime.context, outputs: runtime.outputInfos, activation: activation)
             else { return nil }
             return (kernel, consumer)
+        }
+
+        /// The node reading `tensor` when it is the only reader, reads it as its first input
+        /// only, and nothing needs `tensor` itself (graph output, preserved, observed).
+        func soleReader(of tensor: String) -> Int? {
+            guard !outputSet.contains(tensor), !options.preservedTensors.contains(tensor),
+                  !options.observedTensors.contains(tensor), readers[tensor] == 1,
+                  let reader = nodeByReader[tensor] else { return nil }
+            let inputs = analysis.runtimeNodes[reader].node.inputs
+            guard inputs.first == tensor, inputs.dropFirst().allSatisfy({ $0 != tensor }) else { return nil }
+            return reader
+        }
+
+        /// Conv at `position` -> [activation] -> depthwise Conv -> [activation], as one step
+        /// (LinearConvDepthwiseChainKernel); `consumed` are the positions it absorbs, in order.
+        func depthwiseChain(for position: Int) throws -> (kernel: any Kernel, consumed: [Int], extraInputs: [String])? {
+            let producer = analysis.runtimeNodes[position]
+            guard producer.node.opType == "Conv", producer.node.outputs.count == 1, let produced = producer.node.outputs.first,
+                  var next = soleReader(of: produced) else { return nil }
+            var consumed: [Int] = []
+            var producerActivation = FusedActivation.none
+            if let activation = FusionRules.activation(of: analysis.runtimeNodes[next].context) {
+                let node = analysis.runtimeNodes[next].node
+                guard node.outputs.count == 1, let output = node.outputs.first, let reader = soleReader(of: output) else { return nil }
+                producerActivation = activation
+                consumed.append(next)
+                next = reader
+            }
+            let depthwise = analysis.runtimeNodes[next]
+            let inputs = depthwise.node.inputs
+            guard depthwise.node.opType == "Conv", depthwise.node.domain.isEmpty || depthwise.node.domain == "ai.onnx",
+                  depthwise.node.outputs.count == 1, let depthwiseOutput = depthwise.node.outputs.first,
+                  inputs.count >= 2, analysis.constants[inputs[1]] != nil,
+                  inputs.count < 3 || inputs[2].isEmpty || analysis.constants[inputs[2]] != nil
+            else { return nil }
+            consumed.append(next)
+            var depthwiseActivation = FusedActivation.none
+            if let reader = soleReader(of: depthwiseOutput),
+               let activation = FusionRules.activation(of: analysis.runtimeNodes[reader].context),
+               analysis.runtimeNodes[reader].node.outputs.count == 1 {
+                depthwiseActivation = activation
+                consumed.append(reader)
+            }
+            guard let kernel = try LinearConv.makeDepthwiseChainKernel(
+                producer: producer.context, producerActivation: producerActivation, depthwise: depthwise.context,
+                depthwiseActivation: depthwiseActivation, depthwiseWeightInput: producer.node.inputs.count)
+            else { return nil }
+            return (kernel, consumed, [inputs[1], inputs.count >= 3 ? inputs[2] : ""])
         }
 
         // 2. Liveness of every runtime tensor written by a step.
@@ -204,7 +266,7 @@ public final class Plan: @unchecked Sendable {
         var scratchFloats = 0
         for step in pending {
             var inputPointers: [UnsafePointer<Float>] = []
-            for name in step.runtime.node.inputs {
+            for name in step.runtime.node.inputs + step.extraInputs {
                 if name.isEmpty { inputPointers.append(UnsafePointer(zero)); continue }
                 if let constant = analysis.constants[name] {
                     let pointer = constantPointers[name] ?? ownedBuffer(constant.floats, count: constant.count)

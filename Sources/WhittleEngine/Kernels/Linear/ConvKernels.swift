@@ -1,5 +1,7 @@
 /// Conv (ONNX opsets 11-18): 1-D and 2-D, groups, depthwise, strides, dilations, explicit
 /// and automatic padding, optional bias, optional fused activation.
+import CWhittleKernels
+
 enum LinearConv {
     /// Everything the Conv kernels need, checked against the weights.
     struct Layout: Sendable {
@@ -65,23 +67,43 @@ enum LinearConv {
     }
 
     /// General convolution as GEMM: per group, `Y[M/g x P] = W[M/g x K] * cols[K x P]` with
-    /// `K = C/g * kh * kw`. For a 1x1, stride-1, unpadded convolution the NCHW image already
-    /// is the column matrix, so the GEMM reads it directly; otherwise im2col fills the scratch
-    /// buffer. When an output plane is small, several images share one GEMM (their columns side
-    /// by side) and the result is scattered back with bias and activation.
+    /// `K = C/g * kh * kw`.
+    ///
+    /// The work is cut into independent tasks that each fit in a core's L2 cache, and the
+    /// engine's threads take contiguous runs of tasks while OpenBLAS runs single-threaded
+    /// inside each one (no fork/join per GEMM, no idle BLAS threads competing for the cores):
+    /// - large planes: a task is one image and one block of output columns. For a 1x1,
+    ///   stride-1, unpadded convolution the NCHW image already is the column matrix; otherwise
+    ///   the task fills its own scratch slice with just its block of im2col columns. The output
+    ///   block is prefilled with the bias, the GEMM accumulates into it (beta = 1, so OpenBLAS
+    ///   skips its zeroing pass) and the activation clamps it while it is still in cache.
+    /// - small planes: a task is a run of images whose columns sit side by side in one GEMM,
+    ///   scattered back per image with bias and activation.
+    /// When there are too few tasks to keep every thread busy (batch 1 with a small plane),
+    /// the tasks run one after the other with OpenBLAS threads instead.
     struct GemmKernel: Kernel {
         let layout: Layout
         let activation: FusedActivation
         let columnRanges: LinearTable<Int>
         /// 1x1 kernel, unit strides, no padding: X is the column matrix.
         let pointwise: Bool
-        /// Images packed into one GEMM.
+        /// Images packed into one GEMM (small planes), else 1.
         let imagesPerGemm: Int
-        /// Output columns per GEMM when a bias/activation pass follows (about 256 KB of output).
-        let epilogueBlock: Int
-        let scratchCount: Int
+        /// Output columns per task when `imagesPerGemm == 1`.
+        let blockWidth: Int
+        /// Worker slices in the scratch buffer.
+        let workers: Int
+        let scratchPerWorker: Int
+        var scratchCount: Int { workers * scratchPerWorker }
 
-        init(layout: Layout, activation: FusedActivation, columnRanges: LinearTable<Int>) {
+        /// Floats of output block plus column block a task keeps hot (about 384 KB of a 1 MB L2).
+        static let taskCacheFloats = 96 * 1024
+
+        /// `cacheFloats` and `minimumBlockWidth` size the column blocks (tests shrink them to
+        /// make blocks that start and end inside output rows).
+        init(layout: Layout, activation: FusedActivation, columnRanges: LinearTable<Int>,
+             threads: Int = EngineThreads.count, cacheFloats: Int = GemmKernel.taskCacheFloats,
+             minimumBlockWidth: Int = 256) {
             self.layout = layout
             self.activation = activation
             self.columnRanges = columnRanges
@@ -90,18 +112,33 @@ enum LinearConv {
                 && win.padTop == 0 && win.padLeft == 0 && win.padBottom == 0 && win.padRight == 0
             let depth = layout.inChannels / layout.groups * win.kH * win.kW
             let outPerGroup = layout.outChannels / layout.groups
-            // Batch small planes so a GEMM has at least ~1024 columns, within ~16 MB of scratch.
-            var images = 1
-            if win.outPlane < 256 {
-                images = min(layout.batch, max(1, 1024 / win.outPlane))
-                while images > 1 && (depth + outPerGroup) * images * win.outPlane > 4 << 20 { images -= 1 }
-            }
-            imagesPerGemm = images
-            epilogueBlock = max(256, (65_536 / max(1, outPerGroup)) / 64 * 64)
-            if images > 1 {
-                scratchCount = (depth + outPerGroup) * images * win.outPlane
+            let plane = win.outPlane
+            workers = max(1, threads)
+            if plane < 256 && layout.batch > 1 {
+                // ~1024 columns per GEMM, but at least one run of images per worker when the
+                // batch allows, runs of equal length, and at most 4 M floats of scratch each.
+                var images = min(layout.batch, max(1, 1024 / plane))
+                images = min(images, (layout.batch + min(layout.batch, workers) - 1) / min(layout.batch, workers))
+                while images > 1 && (depth + outPerGroup) * images * plane > 4 << 20 { images -= 1 }
+                let runs = (layout.batch + images - 1) / images
+                images = (layout.batch + runs - 1) / runs
+                imagesPerGemm = images
+                blockWidth = plane
+                scratchPerWorker = (depth + outPerGroup) * images * plane
             } else {
-                scratchCount = pointwise ? 0 : depth * win.outPlane
+                imagesPerGemm = 1
+                let perColumn = outPerGroup + (pointwise ? 0 : depth)
+                var width = max(1, minimumBlockWidth, cacheFloats / max(1, perColumn))
+                if width >= 64 { width = width / 64 * 64 }
+                if width >= plane {
+                    width = plane
+                } else {
+                    // Equal blocks rather than a short last one.
+                    let blocks = (plane + width - 1) / width
+                    width = (plane + blocks - 1) / blocks
+                }
+                blockWidth = width
+                scratchPerWorker = pointwise ? 0 : depth * width
             }
         }
 
@@ -109,62 +146,140 @@ enum LinearConv {
             let x = inputs[0], w = inputs[1]
             let bias: UnsafePointer<Float>? = layout.hasBias ? inputs[2] : nil
             let y = outputs[0]
-            let win = layout.window
-            let groups = layout.groups, channels = layout.inChannels, outChannels = layout.outChannels
-            let channelsPerGroup = channels / groups, outPerGroup = outChannels / groups
-            let depth = channelsPerGroup * win.kH * win.kW
-            let plane = win.outPlane
-            let activation = self.activation
-            let needsEpilogue = bias != nil || activation != .none
-            var first = 0
-            while first < layout.batch {
-                let count = min(imagesPerGemm, layout.batch - first)
-                for group in 0..<groups {
-                    let weights = w + group * outPerGroup * depth
-                    if count == 1 {
-                        let columns: UnsafePointer<Float>
-                        if pointwise {
-                            columns = x + (first * channels + group * channelsPerGroup) * win.inPlane
-                        } else {
-                            im2col(x, firstImage: first, images: 1, group: group, into: scratch)
-                            columns = UnsafePointer(scratch)
-                        }
-                        let result = y + (first * outChannels + group * outPerGroup) * plane
-                        if !needsEpilogue {
-                            linearGemm(transA: false, transB: false, m: outPerGroup, n: plane, k: depth, alpha: 1,
-                                       a: weights, lda: depth, b: columns, ldb: plane, beta: 0, c: result, ldc: plane)
-                            continue
-                        }
-                        // Column blocks small enough to stay in cache for the bias/activation pass.
-                        var start = 0
-                        while start < plane {
-                            let width = min(epilogueBlock, plane - start)
-                            linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
-                                       a: weights, lda: depth, b: columns + start, ldb: plane, beta: 0,
-                                       c: result + start, ldc: plane)
-                            parallelFor(outPerGroup, grain: max(1, 2048 / width)) { m in
-                                let channel = group * outPerGroup + m
-                                linearBiasActivation(result + m * plane + start, count: width,
-                                                     bias: bias?[channel] ?? 0, activation: activation)
-                            }
-                            start += width
-                        }
-                    } else {
-                        let width = count * plane
-                        im2col(x, firstImage: first, images: count, group: group, into: scratch)
-                        let product = scratch + depth * width
-                        linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
-                                   a: weights, lda: depth, b: scratch, ldb: width, beta: 0, c: product, ldc: width)
-                        parallelFor(outPerGroup * count) { index in
-                            let m = index / count, image = index % count
-                            let channel = group * outPerGroup + m
-                            linearCopyBiasActivation(from: product + m * width + image * plane,
-                                                     to: y + ((first + image) * outChannels + channel) * plane,
-                                                     count: plane, bias: bias?[channel] ?? 0, activation: activation)
-                        }
+            let plane = layout.window.outPlane
+            let blocks = (plane + blockWidth - 1) / blockWidth
+            let tasks = imagesPerGemm > 1 ? (layout.batch + imagesPerGemm - 1) / imagesPerGemm : layout.batch * blocks
+            let threads = min(workers, EngineThreads.count)
+            let perTask: (Int, UnsafeMutablePointer<Float>) -> Void = { task, slice in
+                if imagesPerGemm > 1 {
+                    let first = task * imagesPerGemm
+                    runImages(x, w, bias, y, first: first, count: min(imagesPerGemm, layout.batch - first), scratch: slice)
+                } else {
+                    let start = (task % blocks) * blockWidth, image = task / blocks
+                    runBlock(x, w, bias, image: image, start: start, width: min(blockWidth, plane - start),
+                             into: y + image * layout.outChannels * plane + start, pitch: plane, scratch: slice)
+                }
+            }
+            if threads > 1 && (tasks >= 2 * threads || (tasks >= threads && tasks % threads == 0)) {
+                withSingleThreadedBLAS {
+                    parallelWorkers(threads, tasks: tasks) { task, worker in
+                        perTask(task, scratch + worker * scratchPerWorker)
                     }
                 }
-                first += count
+            } else {
+                for task in 0..<tasks { perTask(task, scratch) }
+            }
+        }
+
+        /// One image, output columns `[start, start + width)`, every group: output channel `m`'s
+        /// block goes to `destination + m * pitch` (the NCHW output, or a strip buffer).
+        func runBlock(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                      image: Int, start: Int, width: Int, into destination: UnsafeMutablePointer<Float>, pitch: Int,
+                      scratch: UnsafeMutablePointer<Float>) {
+            let win = layout.window
+            let groups = layout.groups, channels = layout.inChannels
+            let channelsPerGroup = channels / groups, outPerGroup = layout.outChannels / groups
+            let depth = channelsPerGroup * win.kH * win.kW
+            let plane = win.outPlane
+            let (low, high) = activation.bounds
+            for group in 0..<groups {
+                let columns: UnsafePointer<Float>
+                let columnStride: Int
+                if pointwise {
+                    columns = x + (image * channels + group * channelsPerGroup) * win.inPlane + start
+                    columnStride = plane
+                } else {
+                    im2colBlock(x, image: image, group: group, start: start, width: width, into: scratch)
+                    columns = UnsafePointer(scratch)
+                    columnStride = width
+                }
+                let result = destination + group * outPerGroup * pitch
+                for m in 0..<outPerGroup {
+                    (result + m * pitch).update(repeating: bias?[group * outPerGroup + m] ?? 0, count: width)
+                }
+                linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
+                           a: w + group * outPerGroup * depth, lda: depth, b: columns, ldb: columnStride,
+                           beta: 1, c: result, ldc: pitch)
+                if activation != .none {
+                    for m in 0..<outPerGroup { whittle_bias_clamp(result + m * pitch, width, 0, low, high) }
+                }
+            }
+        }
+
+        /// Images `[first, first + count)` side by side in one GEMM per group, then scattered
+        /// to NCHW with bias and activation.
+        private func runImages(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                               _ y: UnsafeMutablePointer<Float>, first: Int, count: Int,
+                               scratch: UnsafeMutablePointer<Float>) {
+            let win = layout.window
+            let groups = layout.groups, outChannels = layout.outChannels
+            let outPerGroup = outChannels / groups
+            let depth = layout.inChannels / groups * win.kH * win.kW
+            let plane = win.outPlane, width = count * plane
+            let (low, high) = activation.bounds
+            for group in 0..<groups {
+                im2colImages(x, firstImage: first, images: count, group: group, into: scratch)
+                let product = scratch + depth * width
+                linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
+                           a: w + group * outPerGroup * depth, lda: depth, b: scratch, ldb: width, beta: 0,
+                           c: product, ldc: width)
+                for m in 0..<outPerGroup {
+                    let channel = group * outPerGroup + m
+                    for image in 0..<count {
+                        whittle_copy_bias_clamp(product + m * width + image * plane,
+                                                y + ((first + image) * outChannels + channel) * plane,
+                                                plane, bias?[channel] ?? 0, low, high)
+                    }
+                }
+            }
+        }
+
+        /// The im2col columns `[start, start + width)` of one image and group: row
+        /// `(c, ky, kx)`, column `p - start` holds `X[n, g * C/g + c, oy * sh - padTop + ky * dh,
+        /// ox * sw - padLeft + kx * dw]` for output position `p = oy * outW + ox`, or 0 in the padding.
+        func im2colBlock(_ x: UnsafePointer<Float>, image: Int, group: Int, start: Int, width: Int,
+                         into columns: UnsafeMutablePointer<Float>) {
+            let win = layout.window
+            let channels = layout.inChannels, channelsPerGroup = channels / layout.groups
+            let taps = win.kH * win.kW
+            let outW = win.outW, end = start + width
+            for row in 0..<(channelsPerGroup * taps) {
+                let c = row / taps, tap = row % taps
+                let ky = tap / win.kW, kx = tap % win.kW
+                let lo = columnRanges[2 * kx], hi = columnRanges[2 * kx + 1]
+                let offset = kx * win.dilationW - win.padLeft
+                let source = x + (image * channels + group * channelsPerGroup + c) * win.inPlane
+                let destination = columns + row * width - start
+                // Whole output rows inside the block in one call; the partial rows at its ends below.
+                let firstFull = (start + outW - 1) / outW, endFull = end / outW
+                if endFull > firstFull {
+                    whittle_im2col_tap(source, win.inH, win.inW, endFull - firstFull, outW, win.strideH, win.strideW,
+                                       firstFull * win.strideH + ky * win.dilationH - win.padTop, offset, lo, hi,
+                                       destination + firstFull * outW)
+                }
+                var oy = start / outW
+                while oy * outW < end {
+                    if oy >= firstFull && oy < endFull {
+                        oy = endFull
+                        continue
+                    }
+                    let rowStart = oy * outW
+                    let first = max(start, rowStart) - rowStart, last = min(end, rowStart + outW) - rowStart
+                    let out = destination + rowStart
+                    let iy = oy * win.strideH - win.padTop + ky * win.dilationH
+                    if iy < 0 || iy >= win.inH {
+                        (out + first).update(repeating: 0, count: last - first)
+                    } else {
+                        let validLo = min(max(lo, first), last), validHi = max(min(hi, last), validLo)
+                        if validLo > first { (out + first).update(repeating: 0, count: validLo - first) }
+                        if last > validHi { (out + validHi).update(repeating: 0, count: last - validHi) }
+                        if validHi > validLo {
+                            linearStridedCopy(source + iy * win.inW + validLo * win.strideW + offset, stride: win.strideW,
+                                              count: validHi - validLo, to: out + validLo)
+                        }
+                    }
+                    oy += 1
+                }
             }
         }
 
@@ -172,43 +287,43 @@ enum LinearConv {
         /// images for one group: row `(c, ky, kx)`, column `(image, oy, ox)` holds
         /// `X[n, g * C/g + c, oy * sh - padTop + ky * dh, ox * sw - padLeft + kx * dw]`, or 0 in
         /// the padding.
-        func im2col(_ x: UnsafePointer<Float>, firstImage: Int, images: Int, group: Int,
-                    into columns: UnsafeMutablePointer<Float>) {
+        func im2colImages(_ x: UnsafePointer<Float>, firstImage: Int, images: Int, group: Int,
+                          into columns: UnsafeMutablePointer<Float>) {
             let win = layout.window
             let channels = layout.inChannels, channelsPerGroup = channels / layout.groups
             let taps = win.kH * win.kW
             let width = images * win.outPlane
-            let ranges = columnRanges
-            parallelFor(channelsPerGroup * taps) { row in
+            for row in 0..<(channelsPerGroup * taps) {
                 let c = row / taps, tap = row % taps
                 let ky = tap / win.kW, kx = tap % win.kW
-                let lo = ranges[2 * kx], hi = ranges[2 * kx + 1]
-                let offset = kx * win.dilationW - win.padLeft
-                let outW = win.outW
-                for image in 0..<images {
-                    let source = x + ((firstImage + image) * channels + group * channelsPerGroup + c) * win.inPlane
-                    let destination = columns + row * width + image * win.outPlane
-                    for oy in 0..<win.outH {
-                        let out = destination + oy * outW
-                        let iy = oy * win.strideH - win.padTop + ky * win.dilationH
-                        if iy < 0 || iy >= win.inH {
-                            out.update(repeating: 0, count: outW)
-                            continue
-                        }
-                        let input = source + iy * win.inW
-                        if lo > 0 { out.update(repeating: 0, count: lo) }
-                        if hi < outW { (out + hi).update(repeating: 0, count: outW - hi) }
-                        if hi > lo {
-                            let stride = win.strideW, source = input + (lo * stride + offset), target = out + lo
-                            if stride == 1 {
-                                target.update(from: source, count: hi - lo)
-                            } else {
-                                for i in 0..<(hi - lo) { target[i] = source[i &* stride] }
-                            }
-                        }
-                    }
-                }
+                whittle_im2col_tap_images(x + (firstImage * channels + group * channelsPerGroup + c) * win.inPlane,
+                                          channels * win.inPlane, images, win.inH, win.inW, win.outH, win.outW,
+                                          win.strideH, win.strideW, ky * win.dilationH - win.padTop,
+                                          kx * win.dilationW - win.padLeft, columnRanges[2 * kx], columnRanges[2 * kx + 1],
+                                          columns + row * width, win.outPlane)
             }
         }
+    }
+}
+
+/// `target[i] = source[i * stride]` for `i < count`; stride 2 (strided convolutions) moves 8
+/// floats per step, reading only elements up to `source[(count - 1) * stride]`.
+@inline(__always)
+func linearStridedCopy(_ source: UnsafePointer<Float>, stride: Int, count: Int, to target: UnsafeMutablePointer<Float>) {
+    if stride == 1 {
+        target.update(from: source, count: count)
+        return
+    }
+    var i = 0
+    if stride == 2 {
+        while i &+ 8 < count {
+            let pairs = UnsafeRawPointer(source + (i &<< 1)).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(target + i).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
+            i &+= 8
+        }
+    }
+    while i < count {
+        target[i] = source[i &* stride]
+        i &+= 1
     }
 }

@@ -111,37 +111,45 @@ struct LinearDepthwiseKernel: Kernel {
         let rows = min(inH, paddedH - padTop)
         let columns = min(inW, paddedW - padLeft)
         if rows <= 0 || columns <= 0 { return }
-        let sH = strideH, sW = strideW, pitch = phaseWidth, phaseStride = self.phaseStride
+        let sH = strideH, sW = strideW, pitch = phaseWidth
         for iy in 0..<rows {
             let py = iy + padTop
-            let input = source + iy * inW
-            let rowBase = buffer + (py % sH) * sW * phaseStride + (py / sH) * pitch
-            if sW == 1 {
-                (rowBase + padLeft).update(from: input, count: columns)
-            } else if sW == 2 {
-                // Even padded columns to phase 0, odd to phase 1.
-                let first = padLeft & 1
-                let a = rowBase + first * phaseStride + (padLeft >> 1)
-                let b = rowBase + (1 - first) * phaseStride + ((padLeft + 1) >> 1)
-                let pairs = columns >> 1
-                var i = 0
-                while i &+ 8 <= pairs {
-                    let v = UnsafeRawPointer(input + (i &<< 1)).loadUnaligned(as: SIMD16<Float>.self)
-                    Self.store(v.evenHalf, a, i)
-                    Self.store(v.oddHalf, b, i)
-                    i &+= 8
-                }
-                while i < pairs {
-                    a[i] = input[i &<< 1]
-                    b[i] = input[(i &<< 1) &+ 1]
-                    i &+= 1
-                }
-                if columns & 1 == 1 { a[pairs] = input[columns - 1] }
-            } else {
-                for ix in 0..<columns {
-                    let px = ix + padLeft
-                    rowBase[(px % sW) * phaseStride + px / sW] = input[ix]
-                }
+            Self.scatterRow(source + iy * inW, columns: columns, padLeft: padLeft, strideW: sW, phaseStride: phaseStride,
+                            into: buffer + (py % sH) * sW * phaseStride + (py / sH) * pitch)
+        }
+    }
+
+    /// Copies one input row of `columns` floats to padded columns `padLeft ..< padLeft + columns`
+    /// of the phase planes: padded column `px` goes to phase `px % strideW`, position
+    /// `px / strideW` of the row starting at `rowBase` (phase planes `phaseStride` apart).
+    @inline(__always)
+    static func scatterRow(_ input: UnsafePointer<Float>, columns: Int, padLeft: Int, strideW sW: Int, phaseStride: Int,
+                           into rowBase: UnsafeMutablePointer<Float>) {
+        if sW == 1 {
+            (rowBase + padLeft).update(from: input, count: columns)
+        } else if sW == 2 {
+            // Even padded columns to phase 0, odd to phase 1.
+            let first = padLeft & 1
+            let a = rowBase + first * phaseStride + (padLeft >> 1)
+            let b = rowBase + (1 - first) * phaseStride + ((padLeft + 1) >> 1)
+            let pairs = columns >> 1
+            var i = 0
+            while i &+ 8 <= pairs {
+                let v = UnsafeRawPointer(input + (i &<< 1)).loadUnaligned(as: SIMD16<Float>.self)
+                store(v.evenHalf, a, i)
+                store(v.oddHalf, b, i)
+                i &+= 8
+            }
+            while i < pairs {
+                a[i] = input[i &<< 1]
+                b[i] = input[(i &<< 1) &+ 1]
+                i &+= 1
+            }
+            if columns & 1 == 1 { a[pairs] = input[columns - 1] }
+        } else {
+            for ix in 0..<columns {
+                let px = ix + padLeft
+                rowBase[(px % sW) * phaseStride + px / sW] = input[ix]
             }
         }
     }
