@@ -151,12 +151,30 @@ struct WorkbenchWiringTests {
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
     }
 
-    @Test func encodingsVersionComesFromTheProfile() throws {
-        var session = Session(modelPath: "m.onnx")
-        #expect(try WorkbenchWiring.encodingsVersion(session) == .v1_0_0)
-        session.ui.extra["encodings-version"] = "0.6.1"
-        #expect(try WorkbenchWiring.encodingsVersion(session) == .v0_6_1)
-        session.ui.extra["encodings-version"] = "9"
-        #expect(throws: WhittleError.self) { try WorkbenchWiring.encodingsVersion(session) }
+    /// The encodings export writes the version chosen in the session (the Export panel's
+    /// choice), through the same service `:export encodings` uses; a missing folder fails
+    /// before any quantization with the folder's name.
+    @Test(arguments: EncodingsVersion.allCases)
+    func encodingsExportWritesTheSessionsVersion(_ version: EncodingsVersion) throws {
+        let sample = try Sample(samples: 16)
+        let services = WorkbenchWiring.services(graph: sample.graph, model: sample.model, evaluation: sample.evaluation,
+                                                calibration: sample.calibration, searchSamples: 8)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whittle-export-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var session = Session(modelPath: "digits-cnn.onnx")
+        session.exports.encodingsVersion = version
+        let path = directory.appendingPathComponent("m-encodings.json").path
+        let result = try services.run(.export(.encodings, path: path, session: session), context: .silent)
+        #expect(result == .exported(.encodings, path: path))
+        let written = try EncodingsFile.decode(try Data(contentsOf: URL(fileURLWithPath: path)), source: path)
+        #expect(written.version == version)
+        #expect(!written.file.params.isEmpty && !written.file.activations.isEmpty)
+
+        let missing = directory.appendingPathComponent("no-such-folder/m-encodings.json").path
+        #expect(throws: WhittleError(.io, directory.appendingPathComponent("no-such-folder").path,
+                                     "no such folder to export into (f in panel 7 sets the export folder)")) {
+            try services.run(.export(.encodings, path: missing, session: session), context: .silent)
+        }
     }
 }

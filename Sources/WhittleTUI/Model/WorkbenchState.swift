@@ -4,7 +4,7 @@ import WhittleSession
 
 /// The workbench panels; the digit keys jump to them.
 public enum Panel: Int, Sendable, CaseIterable, Hashable, Comparable {
-    case layers = 1, detail, compression, quantization, compare, jobs
+    case layers = 1, detail, compression, quantization, compare, jobs, export
 
     public var title: String {
         switch self {
@@ -14,10 +14,19 @@ public enum Panel: Int, Sendable, CaseIterable, Hashable, Comparable {
         case .quantization: return "Quantization"
         case .compare: return "Compare"
         case .jobs: return "Jobs"
+        case .export: return "Export"
         }
     }
 
     public static func < (a: Panel, b: Panel) -> Bool { a.rawValue < b.rawValue }
+
+    /// Panels whose rows are layers (the `/` filter applies to them).
+    public var listsLayers: Bool {
+        switch self {
+        case .layers, .detail, .compression, .quantization: return true
+        case .compare, .jobs, .export: return false
+        }
+    }
 }
 
 /// What a one-line text entry is for.
@@ -30,6 +39,8 @@ public enum EntryPurpose: Sendable, Equatable {
     case recipe(QuantizationField)
     /// Name of a new snapshot.
     case snapshotName
+    /// The folder exports are written to.
+    case exportFolder
 }
 
 /// A modal layer over the panels; Esc closes it.
@@ -114,6 +125,10 @@ public struct WorkbenchState: Sendable, Equatable {
     /// Snapshot marked to compare with the selected one.
     public var snapshotMark: Int?
     public var jobSelection: Int
+    /// Selected row of the export panel (index into `ExportKind.allCases`).
+    public var exportSelection: Int
+    /// The last export of each kind in this run (running, written or failed).
+    public var exportRecords: [ExportKind: ExportRecord]
     /// Detail chart: compression sensitivity (false) or quantization SQNR (true).
     public var detailShowsQuantization: Bool
 
@@ -154,6 +169,8 @@ public struct WorkbenchState: Sendable, Equatable {
         quantizationRow = 0
         snapshotSelection = 0
         jobSelection = 0
+        exportSelection = 0
+        exportRecords = [:]
         detailShowsQuantization = false
         jobs = []
         nextJobID = 1
@@ -198,6 +215,7 @@ public struct WorkbenchState: Sendable, Equatable {
         case .compression, .quantization: return visibleCompressible
         case .compare: return Array(session.snapshots.indices)
         case .jobs: return Array(jobs.indices)
+        case .export: return Array(ExportKind.allCases.indices)
         }
     }
 
