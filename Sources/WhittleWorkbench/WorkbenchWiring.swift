@@ -81,6 +81,19 @@ public enum WorkbenchWiring {
 
     // MARK: Compression
 
+    /// Rank or channels each built-in technique keeps of each layer it can compress, for the
+    /// detail panel (layers a technique cannot compress are absent).
+    public static func structures(of graph: Graph) -> [WhittleSession.CompressionTechnique: [String: LayerStructure]] {
+        var result: [WhittleSession.CompressionTechnique: [String: LayerStructure]] = [:]
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            guard let scales = try? Compressor.keptScales(of: graph, technique: method) else { continue }
+            result[WhittleSession.CompressionTechnique(rawValue: method.rawValue)] = scales.mapValues {
+                LayerStructure(channels: $0.channels, full: $0.full, perRatio: $0.perRatio)
+            }
+        }
+        return result
+    }
+
     /// The compression library's technique for a session technique name.
     public static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
         guard let converted = WhittleCompress.CompressionTechnique(rawValue: technique.rawValue) else {

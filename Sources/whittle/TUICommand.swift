@@ -133,9 +133,15 @@ struct WorkbenchLaunch {
 
         let bundled = try? SampleModels.locate(explicit: samples).deletingLastPathComponent().appendingPathComponent("Themes")
         var themes = ThemeCatalog.load(directories: ThemeCatalog.standardDirectories(bundled: bundled, environment: ProcessInfo.processInfo.environment))
-        let themeName = theme ?? session.ui.theme ?? "dark"
-        guard themes.theme(named: themeName) != nil else {
-            throw WhittleError(.invalidArgument, "--theme", "no theme '\(themeName)' (have: \(themes.names.joined(separator: ", ")))")
+        var themeName = theme ?? session.ui.theme ?? "dark"
+        if themes.theme(named: themeName) == nil {
+            // A theme file that failed to load says why; a profile's theme that is gone falls
+            // back to dark instead of refusing the profile.
+            let reason = themes.problems.first { $0.contains("/\(themeName.lowercased()).theme") }
+                .map { "could not be loaded: \($0)" } ?? "no such theme (have: \(themes.names.joined(separator: ", ")))"
+            guard theme == nil else { throw WhittleError(.invalidArgument, "--theme '\(themeName)'", reason) }
+            notes.append("the profile's theme '\(themeName)' \(reason); using dark")
+            themeName = "dark"
         }
         notes += themes.problems
         if themes.theme(named: "dark") == nil { themes = ThemeCatalog() }
@@ -146,6 +152,7 @@ struct WorkbenchLaunch {
                                    options: options, capabilities: services.capabilities,
                                    configPresets: ["default", "default-per-channel", "htp-v68", "htp-v69", "htp-v73", "htp-v75"],
                                    profilePath: profile)
+        state.structures = WorkbenchWiring.structures(of: graph)
         if let first = notes.first {
             state.status = StatusMessage(first + (notes.count > 1 ? " (+\(notes.count - 1) more)" : ""), .warning)
         }

@@ -73,7 +73,12 @@ struct GoldenTests {
             for size in GoldenTests.sizes {
                 var state = try GoldenTests.panelState(panel, size: size)
                 if name == "ascii" { state.options.unicode = false }
-                try GoldenTests.check("theme-\(name)-\(panel.title.lowercased())-\(size)", Workbench.render(state, size: size, theme: theme))
+                let buffer = Workbench.render(state, size: size, theme: theme)
+                if name == "ascii" {
+                    let other = buffer.text.unicodeScalars.filter { !$0.isASCII }
+                    #expect(other.isEmpty, "\(panel) \(size): non-ASCII \(String(String.UnicodeScalarView(other)))")
+                }
+                try GoldenTests.check("theme-\(name)-\(panel.title.lowercased())-\(size)", buffer)
             }
         }
     }

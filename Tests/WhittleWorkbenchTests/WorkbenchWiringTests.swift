@@ -151,6 +151,26 @@ struct WorkbenchWiringTests {
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
     }
 
+    /// The detail panel's rank/channels kept follow the compression library's own rule for
+    /// every layer, technique and ratio.
+    @Test(arguments: ["digits-cnn", "digits-mobilenet"])
+    func keptStructuresMatchTheCompressionLibrary(_ name: String) throws {
+        let sample = try Sample(model: name, samples: 1)
+        let structures = WorkbenchWiring.structures(of: sample.graph)
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            let table = try #require(structures[WhittleSession.CompressionTechnique(rawValue: method.rawValue)])
+            let eligible = try Compressor.eligibility(of: sample.graph, technique: method).filter(\.eligible).map(\.layer)
+            #expect(Set(table.keys) == Set(eligible), "\(method)")
+            for layer in eligible {
+                let structure = try #require(table[layer])
+                for ratio in (1...20).map({ Double($0) / 20 }) + [0.437, 0.013, 0.999] {
+                    let (rank, full) = try Compressor.rank(of: layer, in: sample.graph, technique: method, ratio: ratio)
+                    #expect(structure.kept(ratio: ratio) == rank && structure.full == full, "\(method) \(layer) at \(ratio)")
+                }
+            }
+        }
+    }
+
     /// The encodings export writes the version chosen in the session (the Export panel's
     /// choice), through the same service `:export encodings` uses; a missing folder fails
     /// before any quantization with the folder's name.

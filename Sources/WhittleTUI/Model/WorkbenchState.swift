@@ -141,6 +141,9 @@ public struct WorkbenchState: Sendable, Equatable {
     public var options: DisplayOptions
     /// Job kinds the injected services can run.
     public var capabilities: Set<JobKind>
+    /// Rank or channels kept per technique and layer, from the compression library (empty
+    /// without it: the detail panel then shows MACs kept only).
+    public var structures: [CompressionTechnique: [String: LayerStructure]]
     /// Quantsim config presets the recipe editor cycles through.
     public var configPresets: [String]
     /// Where `:save` writes the profile by default.
@@ -179,6 +182,7 @@ public struct WorkbenchState: Sendable, Equatable {
         self.themeNames = themeNames
         self.options = options
         self.capabilities = capabilities
+        structures = [:]
         self.configPresets = configPresets.isEmpty ? ["default"] : configPresets
         self.profilePath = profilePath
         tickCount = 0

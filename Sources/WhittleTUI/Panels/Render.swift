@@ -24,6 +24,7 @@ extension Workbench {
         let layout = Layout(state: state, size: size)
         if layout.tooSmall {
             drawTooSmall(&buffer, context: context)
+            if !state.options.unicode { buffer.foldToASCII() }
             return buffer
         }
         drawTabBar(&buffer, layout: layout, context: context)
@@ -36,6 +37,7 @@ extension Workbench {
         if let overlay = state.overlay {
             drawOverlay(overlay, buffer: &buffer, layout: layout, context: context)
         }
+        if !state.options.unicode { buffer.foldToASCII() }
         return buffer
     }
 
