@@ -115,7 +115,10 @@ cmp -s "$WORK/stty.before" "$WORK/stty.after" || fail "terminal settings (stty) 
 [ -s "$WORK/session.json" ] || fail "no session profile"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == "2.0.0" and d["encodings"], d.get("version")' "$WORK/model-encodings.json" \
   || fail "the encodings file (Export panel, version 2.0.0) does not parse or has no encodings"
-grep -q "<svg" "$WORK/model-report.html" || fail "the report has no <svg> chart"
+for section in sensitivity ratios ranges quantization snapshots; do
+  grep -q "<section id=\"$section\">" "$WORK/model-report.html" || fail "the report has no $section section"
+done
+[ "$(grep -o '<svg' "$WORK/model-report.html" | wc -l)" -ge 4 ] || fail "the report has fewer than 4 SVG charts"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 2 and d["exports"]["encodingsVersion"] == "2.0.0", d.get("exports")' "$WORK/session.json" \
   || fail "the profile lacks the encodings version chosen in the Export panel"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["compression"]["ratios"]; assert r and min(r.values()) < 1, r' "$WORK/session.json" \

@@ -20,7 +20,7 @@ enum Signals {
     /// keypad (application cursor keys) mode.
     static let resetSequence: [UInt8] = Array("\u{1B}[?1000l\u{1B}[?1002l\u{1B}[?1003l\u{1B}[?1006l\u{1B}[0m\u{1B}[?25h\u{1B}[?1l\u{1B}>\u{1B}[?1049l\r\n".utf8)
 
-    /// Signals that end the process after the terminal is restored (SIGQUIT is Ctrl-\\,
+    /// Signals that end the process after the terminal is restored (SIGQUIT is Ctrl-\,
     /// which cbreak mode leaves on).
     static let fatal: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGQUIT]
 

@@ -127,6 +127,15 @@ struct ExportPanelTests {
         #expect(press([.character(":")] + type("export") + [.enter], on: try makeState()).0.focus == .export)
     }
 
+    /// The jobs that start by themselves keep the launch's message (theme file problems).
+    @Test func startKeepsTheLaunchMessage() throws {
+        var state = try makeState(capabilities: [.activationStatistics])
+        state.status = StatusMessage("themes/broken.theme:1: key 'bar_low': bad colour '#12'", .warning)
+        let (started, effects) = Workbench.start(state)
+        #expect(effects.count == 1 && started.jobs.count == 1)
+        #expect(started.status == state.status)
+    }
+
     /// The tab bar keeps every tab on screen down to the minimum width, and the job indicator
     /// where there is room for it.
     @Test func tabBarFitsAtEveryWidth() throws {

@@ -717,7 +717,8 @@ extension Workbench {
         var effects: [WorkbenchEffect] = []
         if next.capabilities.contains(.activationStatistics), next.session.calibrationDataPath != nil, next.activationHistograms.isEmpty {
             next.start(.activationStatistics, effects: &effects)
-            next.status = nil
+            // Keep what the launch had to say (theme file problems, a recovered autosave).
+            next.status = state.status
         }
         return (next, effects)
     }
