@@ -15,9 +15,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v tmux >/dev/null || { echo "check-tui: tmux is not installed (make deps)"; exit 1; }
 WORK=$(mktemp -d)
 SESSION="whittle-check-$$"
-trap 'tmux kill-session -t "$SESSION" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-fail() { echo "check-tui: FAIL: $*"; echo "--- screen ---"; tmux capture-pane -p -t "$SESSION" 2>/dev/null || true; exit 1; }
-screen() { tmux capture-pane -p -t "$SESSION"; }
+# A private tmux server: sessions of other tmux users (and their server shutting down) cannot race with this one.
+SOCKET="whittle-check-$$"
+trap 'tmux -L "$SOCKET" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+fail() { echo "check-tui: FAIL: $*"; echo "--- screen ---"; tmux -L "$SOCKET" capture-pane -p -t "$SESSION" 2>/dev/null || true; exit 1; }
+screen() { tmux -L "$SOCKET" capture-pane -p -t "$SESSION"; }
 # Waits until the screen shows $1 (fixed-string match), up to 10 s.
 wait_for() {
   for _ in $(seq 1 100); do
@@ -26,7 +28,7 @@ wait_for() {
   done
   fail "timed out waiting for: $1"
 }
-keys() { tmux send-keys -t "$SESSION" "$@"; }
+keys() { tmux -L "$SOCKET" send-keys -t "$SESSION" "$@"; }
 # Waits until the screen shows $1, up to $2 seconds.
 wait_long() {
   for _ in $(seq 1 $(( $2 * 10 ))); do
@@ -50,8 +52,8 @@ latency() {
 
 cp "$ROOT"/SampleModels/digits-cnn.onnx "$WORK"/model.onnx
 # tmux's view of the terminal modes the program left set.
-modes() { tmux display -p -t "$SESSION" 'alt=#{alternate_on} mouse=#{mouse_any_flag} drag=#{mouse_button_flag} keypad=#{keypad_cursor_flag} cursor=#{cursor_flag}'; }
-tmux new-session -d -s "$SESSION" -x 120 -y 36 \
+modes() { tmux -L "$SOCKET" display -p -t "$SESSION" 'alt=#{alternate_on} mouse=#{mouse_any_flag} drag=#{mouse_button_flag} keypad=#{keypad_cursor_flag} cursor=#{cursor_flag}'; }
+tmux -L "$SOCKET" new-session -d -s "$SESSION" -x 120 -y 36 \
   "cd '$WORK' && printf 'BEFORE\n' && stty -g > '$WORK/stty.before' && WHITTLE_SAMPLES='$ROOT/SampleModels' WHITTLE_FRAME_LOG='$WORK/timing.log' WHITTLE_AUTOSAVE_SECONDS=1 TERM=xterm-256color '$BIN' tui model.onnx --eval-samples 32 --cache-dir '$WORK/cache' --data '$ROOT/SampleModels/digits-calib.npz' --eval-data '$ROOT/SampleModels/digits-test.npz' --profile '$WORK/session.json' --frame-stats 2>'$WORK/frame-stats.txt'; echo \"EXIT=\$?\"; stty -g > '$WORK/stty.after'; sleep 30"
 wait_for "1 Layers"
 wait_for "conv1"
@@ -128,14 +130,14 @@ grep -q '"snapshot-1"' "$WORK/session.json" || fail "profile lacks the first sna
 [ -e "$WORK/session.autosave.json" ] && fail "the autosave was not removed after the profile was saved on quit"
 grep -q "input to frame" "$WORK/frame-stats.txt" || fail "--frame-stats printed nothing"
 # Resume: the profile opens again with its snapshots.
-tmux kill-session -t "$SESSION"
-tmux new-session -d -s "$SESSION" -x 80 -y 24 "cd '$WORK' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; sleep 30"
+tmux -L "$SOCKET" kill-session -t "$SESSION"
+tmux -L "$SOCKET" new-session -d -s "$SESSION" -x 80 -y 24 "cd '$WORK' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; sleep 30"
 wait_for "1 Layers"
 keys 5; wait_for "2 snapshots"
 # Too small, then back.
-tmux resize-window -t "$SESSION" -x 50 -y 12 2>/dev/null || true
+tmux -L "$SOCKET" resize-window -t "$SESSION" -x 50 -y 12 2>/dev/null || true
 wait_for "terminal too small"
-tmux resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null || true
+tmux -L "$SOCKET" resize-window -t "$SESSION" -x 80 -y 24 2>/dev/null || true
 wait_for "5 Compare"
 # SIGTERM restores the terminal too.
 pid=$(pgrep -n -f "$BIN tui --profile $WORK/session.json" || true)
