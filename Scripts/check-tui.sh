@@ -17,7 +17,7 @@ WORK=$(mktemp -d)
 SESSION="whittle-check-$$"
 # A private tmux server: sessions of other tmux users (and their server shutting down) cannot race with this one.
 SOCKET="whittle-check-$$"
-trap 'tmux -L "$SOCKET" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'tmux -L "$SOCKET" kill-server 2>/dev/null || true; rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCKET"; rm -rf "$WORK"' EXIT
 fail() { echo "check-tui: FAIL: $*"; echo "--- screen ---"; tmux -L "$SOCKET" capture-pane -p -t "$SESSION" 2>/dev/null || true; exit 1; }
 screen() { tmux -L "$SOCKET" capture-pane -p -t "$SESSION"; }
 # Waits until the screen shows $1 (fixed-string match), up to 10 s.
