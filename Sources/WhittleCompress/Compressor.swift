@@ -33,6 +33,44 @@ public enum Compressor {
         }
     }
 
+    /// What a technique keeps of a layer as its ratio moves (batch 1, multiplicity 1): spatial
+    /// and weight SVD keep rank ⌊r · MACs / MACs per rank⌋, channel pruning ⌊r · C_in⌋ input
+    /// channels, at least 1 and at most `full` (the counts `rank(of:…)` and `keptChannels`
+    /// give), so a display can follow a slider without analysing the graph again.
+    public struct KeptScale: Sendable, Equatable {
+        /// True for channel pruning (input channels kept), false for SVD (rank kept).
+        public var channels: Bool
+        /// Full rank, or the layer's input channels.
+        public var full: Int
+        /// Units per unit of ratio, before flooring.
+        public var perRatio: Double
+    }
+
+    /// `KeptScale` of every layer `technique` can compress, by layer name.
+    public static func keptScales(of graph: Graph, technique: CompressionTechnique) throws -> [String: KeptScale] {
+        let analysis = try GraphAnalysis(graph: graph, batchSize: 1)
+        let costs = Dictionary(CostModel.analyze(analysis).layers.map { ($0.name, $0.macs) }, uniquingKeysWith: { a, _ in a })
+        var scales: [String: KeptScale] = [:]
+        for runtime in analysis.runtimeNodes where layerOps.contains(runtime.node.opType) && !runtime.node.name.isEmpty {
+            let macs = Double(costs[runtime.node.name] ?? 0)
+            func svd(_ perRank: Int, _ maxRank: Int) -> KeptScale {
+                KeptScale(channels: false, full: maxRank, perRatio: perRank > 0 ? macs / Double(perRank) : Double(maxRank))
+            }
+            switch prepare(analysis, nodeIndex: runtime.index, technique: technique) {
+            case .failure: continue
+            case .success(.convSVD(let conv)):
+                let (perRank, maxRank) = SVDSplitting.convCost(conv, technique: technique)
+                scales[runtime.node.name] = svd(perRank, maxRank)
+            case .success(.gemmSVD(let gemm)):
+                let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
+                scales[runtime.node.name] = svd(perRank, maxRank)
+            case .success(.prune(let conv, _, _)):
+                scales[runtime.node.name] = KeptScale(channels: true, full: conv.inChannels, perRatio: Double(conv.inChannels))
+            }
+        }
+        return scales
+    }
+
     /// What a technique needs to know about one eligible layer.
     enum Prepared {
         case convSVD(ConvLayer)

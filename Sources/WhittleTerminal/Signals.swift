@@ -14,11 +14,15 @@ enum Signals {
     static let wakeResize: UInt8 = 0x77    // "w"
     static let wakeInterrupt: UInt8 = 0x69 // "i"
     static let wakeTerminate: UInt8 = 0x74 // "t"
+    static let wakeSuspend: UInt8 = 0x73   // "s"
 
-    /// Leaves the alternate screen, shows the cursor, resets colours and mouse reporting.
-    static let resetSequence: [UInt8] = Array("\u{1B}[?1000l\u{1B}[?1002l\u{1B}[?1003l\u{1B}[?1006l\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n".utf8)
+    /// Leaves the alternate screen, shows the cursor, resets colours, mouse reporting and the
+    /// keypad (application cursor keys) mode.
+    static let resetSequence: [UInt8] = Array("\u{1B}[?1000l\u{1B}[?1002l\u{1B}[?1003l\u{1B}[?1006l\u{1B}[0m\u{1B}[?25h\u{1B}[?1l\u{1B}>\u{1B}[?1049l\r\n".utf8)
 
-    static let fatal: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP]
+    /// Signals that end the process after the terminal is restored (SIGQUIT is Ctrl-\,
+    /// which cbreak mode leaves on).
+    static let fatal: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGQUIT]
 
     static func install(pipeWrite fd: Int32) {
         pipeWrite = fd
@@ -27,6 +31,7 @@ enum Signals {
         signal(SIGINT) { _ in Signals.wake(Signals.wakeInterrupt) }
         signal(SIGTERM) { _ in Signals.wake(Signals.wakeTerminate) }
         signal(SIGHUP) { _ in Signals.wake(Signals.wakeTerminate) }
+        installSuspend()
         for number in fatal {
             signal(number) { number in
                 Signals.resetSequence.withUnsafeBufferPointer { bytes in _ = write(1, bytes.baseAddress, bytes.count) }
@@ -37,8 +42,21 @@ enum Signals {
         }
     }
 
+    /// Ctrl-Z: the loop leaves curses mode, stops the process, and takes the screen back on
+    /// SIGCONT (installed before `initscr`, so ncurses does not install its own handler).
+    static func installSuspend() {
+        signal(SIGTSTP) { _ in Signals.wake(Signals.wakeSuspend) }
+    }
+
+    /// Stops the process with the default SIGTSTP action; returns when it is continued.
+    static func stopProcess() {
+        signal(SIGTSTP, SIG_DFL)
+        raise(SIGTSTP)
+        installSuspend()
+    }
+
     static func uninstall() {
-        for number in [SIGWINCH, SIGINT, SIGTERM, SIGHUP] + fatal { signal(number, SIG_DFL) }
+        for number in [SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGTSTP] + fatal { signal(number, SIG_DFL) }
         pipeWrite = -1
     }
 

@@ -44,6 +44,22 @@ final class CursesScreen {
     private var nextPair: Int32 = 1
     private let maxPairs: Int32
     private var open = true
+    private let mouse: Bool
+    /// xterm button-event tracking: motion with a button held (slider drags). ncurses enables
+    /// only what the terminfo `XM` string asks for, which for xterm entries is press/release
+    /// (1000). The terminal keeps one tracking mode, the last one set, so 1002 is written
+    /// straight to the tty after ncurses has flushed its own 1000 (after a `doupdate`).
+    static let buttonMotionOn = "\u{1B}[?1002h"
+    static let buttonMotionOff = "\u{1B}[?1002l"
+    /// Button-event tracking is to be switched on after the next frame.
+    private var motionPending = false
+
+    private static func writeToTerminal(_ text: String) {
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBufferPointer { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+    }
+    static let mouseMask = whittle_button1_pressed() | whittle_button1_released() | whittle_button4_pressed()
+        | whittle_button5_pressed() | whittle_report_mouse_position()
 
     init(options: TerminalOptions) {
         setlocale(LC_ALL, "")
@@ -68,12 +84,33 @@ final class CursesScreen {
         // tmux-direct); COLORTERM=truecolor over a 256-colour terminfo gets the 256 palette.
         depth = detected == .truecolor && Int(terminfoColors) < 1 << 24 ? (terminfoColors >= 256 ? .palette256 : .ansi16) : detected
         maxPairs = max(0, whittle_color_pairs() - 1)
-        if !options.noMouse {
-            let mask = whittle_button1_pressed() | whittle_button1_released() | whittle_button4_pressed() | whittle_button5_pressed()
-                | whittle_report_mouse_position()
-            mousemask(mask, nil)
+        mouse = !options.noMouse
+        if mouse {
+            mousemask(CursesScreen.mouseMask, nil)
             mouseinterval(0)
+            motionPending = true
         }
+    }
+
+    /// Gives the terminal back (Ctrl-Z) until `resume`.
+    func suspend() {
+        guard open else { return }
+        if mouse {
+            CursesScreen.writeToTerminal(CursesScreen.buttonMotionOff)
+            mousemask(0, nil)
+        }
+        endwin()
+    }
+
+    /// Takes the terminal again after `suspend`; the next `draw` repaints everything.
+    func resume() {
+        guard open else { return }
+        if mouse {
+            mousemask(CursesScreen.mouseMask, nil)
+            motionPending = true
+        }
+        invalidate()
+        refreshSize()
     }
 
     var size: Size { Size(width: Int(whittle_cols()), height: Int(whittle_lines())) }
@@ -112,6 +149,10 @@ final class CursesScreen {
         }
         wnoutrefresh(stdscr)
         doupdate()
+        if motionPending {
+            CursesScreen.writeToTerminal(CursesScreen.buttonMotionOn)
+            motionPending = false
+        }
         previous = buffer
     }
 
@@ -217,7 +258,10 @@ final class CursesScreen {
     func close() {
         guard open else { return }
         open = false
-        mousemask(0, nil)
+        if mouse {
+            CursesScreen.writeToTerminal(CursesScreen.buttonMotionOff)
+            mousemask(0, nil)
+        }
         endwin()
     }
 

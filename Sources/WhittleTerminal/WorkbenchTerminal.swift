@@ -24,8 +24,9 @@ final class ActionInbox: Sendable {
 ///
 /// One thread (the caller's) owns ncurses. It blocks in `poll(2)` on standard input and a
 /// self-pipe, with no timeout while nothing runs (zero CPU when idle) and a spinner tick
-/// while jobs run. Job threads, SIGWINCH, SIGINT and SIGTERM write a byte to the pipe.
-/// The terminal is restored on quit, on SIGINT/SIGTERM/SIGHUP, and on fatal signals.
+/// while jobs run. Job threads, SIGWINCH, SIGINT, SIGTERM and SIGTSTP write a byte to the pipe.
+/// The terminal is restored on quit, on SIGINT/SIGTERM/SIGHUP, while suspended (Ctrl-Z), and
+/// on fatal signals (and SIGQUIT).
 public enum WorkbenchTerminal {
     /// Interval of spinner ticks while a job runs.
     public static let tickMilliseconds: Int32 = 120
@@ -154,6 +155,13 @@ public enum WorkbenchTerminal {
                 }
                 if wakes.contains(Signals.wakeInterrupt) || wakes.contains(Signals.wakeTerminate) {
                     quit = true
+                }
+                if wakes.contains(Signals.wakeSuspend), !quit {
+                    screen.suspend()
+                    Signals.stopProcess()
+                    screen.resume()
+                    apply(.resize(screen.size))
+                    dirty = true
                 }
             }
             for action in inbox.drain() { apply(action) }

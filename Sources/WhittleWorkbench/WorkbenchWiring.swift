@@ -48,7 +48,7 @@ public enum WorkbenchWiring {
             services.exporters[.encodings] = { path, session, context in
                 let (quantized, recipe) = try quantize(graph: graph, model: model, settings: session.settings,
                                                        calibration: calibration, evaluation: reference, context: context)
-                let version = try encodingsVersion(session)
+                let version = session.exports.encodingsVersion
                 context.report(phase: "writing", completed: 0, total: 1, detail: path)
                 try quantized.encodingsFile(scheme: recipe.scheme).write(to: URL(fileURLWithPath: path), version: version)
                 context.report(phase: "writing", completed: 1, total: 1, detail: path)
@@ -80,6 +80,19 @@ public enum WorkbenchWiring {
     }
 
     // MARK: Compression
+
+    /// Rank or channels each built-in technique keeps of each layer it can compress, for the
+    /// detail panel (layers a technique cannot compress are absent).
+    public static func structures(of graph: Graph) -> [WhittleSession.CompressionTechnique: [String: LayerStructure]] {
+        var result: [WhittleSession.CompressionTechnique: [String: LayerStructure]] = [:]
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            guard let scales = try? Compressor.keptScales(of: graph, technique: method) else { continue }
+            result[WhittleSession.CompressionTechnique(rawValue: method.rawValue)] = scales.mapValues {
+                LayerStructure(channels: $0.channels, full: $0.full, perRatio: $0.perRatio)
+            }
+        }
+        return result
+    }
 
     /// The compression library's technique for a session technique name.
     public static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
@@ -273,16 +286,5 @@ public enum WorkbenchWiring {
         return SessionMetrics(accuracy: comparison.quantizedAccuracy, agreement: comparison.agreement, sqnr: comparison.sqnrDB,
                               macs: cost.totalMACs, parameters: cost.totalParameters,
                               sizeBytes: Int((Double(cost.totalParameters) * weightBits / 8).rounded(.up)), layers: layers)
-    }
-
-    /// The encodings format version: the profile's `ui.extra["encodings-version"]`
-    /// (0.6.1, 1.0.0 or 2.0.0), AIMET 1.0.0 by default.
-    public static func encodingsVersion(_ session: Session) throws -> EncodingsVersion {
-        let text = session.ui.extra["encodings-version"] ?? EncodingsVersion.v1_0_0.rawValue
-        guard let version = EncodingsVersion(rawValue: text) else {
-            throw WhittleError(.invalidArgument, "encodings version '\(text)'",
-                               "unknown; use \(EncodingsVersion.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return version
     }
 }

@@ -12,10 +12,10 @@ import WhittleTUI
 struct TUI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tui",
-        abstract: "Open the workbench: layer graph, sensitivity, compression sliders, quantization recipe, snapshots, jobs.",
+        abstract: "Open the workbench: layer graph, sensitivity, compression sliders, quantization recipe, snapshots, jobs, exports.",
         discussion: """
             With no MODEL and no --profile, opens the bundled sample (digits-cnn with its calibration and test data).
-            Keys: ? help, 1-6 panels, Tab focus, / filter, : commands, q quit. Themes: Themes/*.theme and \
+            Keys: ? help, 1-7 panels (7: exports), Tab focus, / filter, : commands, q quit. Themes: Themes/*.theme and \
             $XDG_CONFIG_HOME/whittle/themes. NO_COLOR is honoured. With --profile, a changed session is autosaved to NAME.autosave.json every \
             30 s (WHITTLE_AUTOSAVE_SECONDS overrides) and on quit. Set WHITTLE_FRAME_LOG=FILE (or WHITTLE_TUI_TIMING) to \
             log per-frame timings; --frame-stats prints input-to-frame latencies on exit. While jobs run, their threads get a \
@@ -133,9 +133,15 @@ struct WorkbenchLaunch {
 
         let bundled = try? SampleModels.locate(explicit: samples).deletingLastPathComponent().appendingPathComponent("Themes")
         var themes = ThemeCatalog.load(directories: ThemeCatalog.standardDirectories(bundled: bundled, environment: ProcessInfo.processInfo.environment))
-        let themeName = theme ?? session.ui.theme ?? "dark"
-        guard themes.theme(named: themeName) != nil else {
-            throw WhittleError(.invalidArgument, "--theme", "no theme '\(themeName)' (have: \(themes.names.joined(separator: ", ")))")
+        var themeName = theme ?? session.ui.theme ?? "dark"
+        if themes.theme(named: themeName) == nil {
+            // A theme file that failed to load says why; a profile's theme that is gone falls
+            // back to dark instead of refusing the profile.
+            let reason = themes.problems.first { $0.contains("/\(themeName.lowercased()).theme") }
+                .map { "could not be loaded: \($0)" } ?? "no such theme (have: \(themes.names.joined(separator: ", ")))"
+            guard theme == nil else { throw WhittleError(.invalidArgument, "--theme '\(themeName)'", reason) }
+            notes.append("profile theme '\(themeName)': \(reason); using dark")
+            themeName = "dark"
         }
         notes += themes.problems
         if themes.theme(named: "dark") == nil { themes = ThemeCatalog() }
@@ -146,6 +152,7 @@ struct WorkbenchLaunch {
                                    options: options, capabilities: services.capabilities,
                                    configPresets: ["default", "default-per-channel", "htp-v68", "htp-v69", "htp-v73", "htp-v75"],
                                    profilePath: profile)
+        state.structures = WorkbenchWiring.structures(of: graph)
         if let first = notes.first {
             state.status = StatusMessage(first + (notes.count > 1 ? " (+\(notes.count - 1) more)" : ""), .warning)
         }

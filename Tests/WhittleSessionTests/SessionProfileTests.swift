@@ -30,6 +30,7 @@ func fullSession(in directory: URL) -> Session {
                                          ignoredLayers: ["conv1"], candidates: [0.25, 0.5, 0.75]),
         currentMetrics: SessionMetrics(accuracy: 0.91, sqnr: 23.5, macs: 1_000_000, parameters: 50_000, sizeBytes: 60_000,
                                        layers: ["conv2": LayerMetrics(ratio: 0.5, weightBits: 4, activationBits: 16, sqnr: 30.25)]),
+        exports: ExportSettings(encodingsVersion: .v2_0_0, directory: directory.appendingPathComponent("out").path),
         ui: SessionUIState(selectedLayer: "conv2", focusedPanel: "compression", theme: "light", extra: ["filter": "conv"]))
     session.scores = ScoreTables(metric: "agreement", baseline: 0.99, modelHash: "abc", datasetHash: "def")
     session.scores.record(technique: .spatialSVD, layer: "conv2", ratio: 0.5, score: 0.9)
@@ -60,6 +61,7 @@ func fullSession(in directory: URL) -> Session {
         #expect(object["model"] as? String == "models/net.onnx")
         #expect(object["calibrationData"] as? String == "data/calib.npz")
         #expect(object["evaluationData"] as? String == "/elsewhere/eval.npz")
+        #expect(object["exports"] as? [String: String] == ["encodingsVersion": "2.0.0", "directory": "out"])
         // No temporary files left behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path) == ["tuning.json"])
     }
@@ -101,6 +103,10 @@ func fullSession(in directory: URL) -> Session {
         ("{\"version\": 1, \"model\": \"m\", \"snapshots\": [{\"created\": \"2024-01-01T00:00:00Z\"}]}", "missing key 'name' in 'snapshots[0]'"),
         ("{\"version\": 1, \"model\": \"m\", \"snapshots\": [{\"name\": \"a\", \"created\": \"yesterday\"}]}", "invalid value at 'snapshots[0].created'"),
         ("{\"version\": 1, \"model\": null}", "expected a string, found null"),
+        ("{\"version\": 2, \"model\": \"m\", \"exports\": {\"encodingsVersion\": \"3.0\"}}",
+         "invalid value at 'exports.encodingsVersion': unknown encodings version '3.0' (use 0.6.1, 1.0.0 or 2.0.0)"),
+        ("{\"version\": 1, \"model\": \"m\", \"ui\": {\"extra\": {\"encodings-version\": \"9\"}}}",
+         "cannot migrate from version 1: ui.extra.encodings-version: '9' is not an encodings version (use 0.6.1, 1.0.0 or 2.0.0)"),
     ]
 
     @Test(arguments: brokenProfiles.indices)
@@ -139,6 +145,22 @@ func fullSession(in directory: URL) -> Session {
         defer { dir.remove() }
         let url = dir.file("nope.json")
         #expect(throws: WhittleError(.io, url.path, "no such profile")) { try SessionProfile.load(from: url) }
+    }
+
+    /// Version 1 kept the encodings version in `ui.extra["encodings-version"]`; it moves to
+    /// `exports.encodingsVersion` and the other `extra` entries stay. Saving writes version 2.
+    @Test func version1EncodingsVersionMovesToTheExportSettings() throws {
+        let text = #"{"version": 1, "model": "m.onnx", "ui": {"theme": "light", "extra": {"encodings-version": "0.6.1", "filter": "conv"}}}"#
+        let (session, version) = try SessionProfile.decode(Data(text.utf8), file: "p.json")
+        #expect(version == 1)
+        #expect(session.exports == ExportSettings(encodingsVersion: .v0_6_1))
+        #expect(session.ui.extra == ["filter": "conv"] && session.ui.theme == "light")
+        let written = try #require(JSONSerialization.jsonObject(with: SessionProfile.encode(session)) as? [String: Any])
+        #expect(written["version"] as? Int == 2)
+        #expect((written["exports"] as? [String: String])?["encodingsVersion"] == "0.6.1")
+        // Without the old key: the default version, nothing else changes.
+        let (plain, _) = try SessionProfile.decode(Data(#"{"version": 1, "model": "m.onnx", "ui": {"extra": {"filter": "x"}}}"#.utf8), file: "p.json")
+        #expect(plain.exports == ExportSettings() && plain.ui.extra == ["filter": "x"])
     }
 
     @Test func olderVersionsMigrateForward() throws {

@@ -33,15 +33,23 @@ struct GoldenTests {
 
     static let sizes = [Size(width: 80, height: 24), Size(width: 160, height: 48)]
 
+    /// The rich state with `panel` focused (and its own selection set).
+    static func panelState(_ panel: Panel, size: Size) throws -> WorkbenchState {
+        var state = try richState(size: size)
+        state.focus = panel
+        if panel != .detail { state.primary = panel }
+        if panel == .quantization { state.quantizationRow = 2 }
+        if panel == .jobs { state.jobSelection = 1 }
+        if panel == .export { state.exportSelection = 2 }
+        state.tickCount = 3
+        return state
+    }
+
+    /// Every panel with data at both sizes in the default (dark) theme.
     @Test(arguments: Panel.allCases)
     func everyPanelWithData(_ panel: Panel) throws {
         for size in GoldenTests.sizes {
-            var state = try richState(size: size)
-            state.focus = panel
-            if panel != .detail { state.primary = panel }
-            if panel == .quantization { state.quantizationRow = 2 }
-            if panel == .jobs { state.jobSelection = 1 }
-            state.tickCount = 3
+            let state = try GoldenTests.panelState(panel, size: size)
             try GoldenTests.check("\(panel.title.lowercased())-\(size)", Workbench.render(state, size: size, theme: .dark))
         }
     }
@@ -54,24 +62,35 @@ struct GoldenTests {
         try GoldenTests.check("\(panel.title.lowercased())-empty-80x24", Workbench.render(state, size: state.size, theme: .dark), styles: false)
     }
 
-    @Test(arguments: ["dark", "light", "high-contrast", "colorblind", "terminal", "mono"])
-    func themeClasses(_ name: String) throws {
-        let theme = try #require(GoldenTests.themes.theme(named: name))
-        var state = try richState(size: Size(width: 80, height: 24))
-        state.focus = .compression
-        state.primary = .compression
-        try GoldenTests.check("theme-\(name)-80x24", Workbench.render(state, size: state.size, theme: theme))
+    /// The other theme classes (dark is `everyPanelWithData`): every panel at both sizes in
+    /// the light, high-contrast, colour-blind-safe and 16-colour `terminal` themes, in `mono`
+    /// (what NO_COLOR and --no-color draw with), and with ASCII glyphs (--no-unicode, dark
+    /// colours). Files: `theme-CLASS-PANEL-WxH.txt`.
+    @Test(arguments: ["light", "high-contrast", "colorblind", "terminal", "mono", "ascii"])
+    func everyPanelInEveryThemeClass(_ name: String) throws {
+        let theme = try #require(GoldenTests.themes.theme(named: name == "ascii" ? "dark" : name))
+        for panel in Panel.allCases {
+            for size in GoldenTests.sizes {
+                var state = try GoldenTests.panelState(panel, size: size)
+                if name == "ascii" { state.options.unicode = false }
+                let buffer = Workbench.render(state, size: size, theme: theme)
+                if name == "ascii" {
+                    let other = buffer.text.unicodeScalars.filter { !$0.isASCII }
+                    #expect(other.isEmpty, "\(panel) \(size): non-ASCII \(String(String.UnicodeScalarView(other)))")
+                }
+                try GoldenTests.check("theme-\(name)-\(panel.title.lowercased())-\(size)", buffer)
+            }
+        }
     }
 
-    @Test func asciiFallbackAndOverlays() throws {
+    @Test func overlaysAndSmallScreens() throws {
         var state = try richState(size: Size(width: 80, height: 24))
-        state.options.unicode = false
-        try GoldenTests.check("ascii-layers-80x24", Workbench.render(state, size: state.size, theme: .mono), styles: false)
-        state.focus = .detail
-        try GoldenTests.check("ascii-detail-80x24", Workbench.render(state, size: state.size, theme: .mono), styles: false)
-        state = try richState(size: Size(width: 80, height: 24))
         state.overlay = .help(scroll: 0)
         try GoldenTests.check("overlay-help-80x24", Workbench.render(state, size: state.size, theme: .dark), styles: false)
+        state.focus = .export
+        state.primary = .export
+        try GoldenTests.check("overlay-help-export-80x24", Workbench.render(state, size: state.size, theme: .dark), styles: false)
+        state = try richState(size: Size(width: 80, height: 24))
         state.overlay = .palette(text: "exp", selection: 1)
         try GoldenTests.check("overlay-palette-80x24", Workbench.render(state, size: state.size, theme: .dark), styles: false)
         state.overlay = .confirmQuit
@@ -80,6 +99,9 @@ struct GoldenTests {
         state.filter = "conv"
         try GoldenTests.check("filter-layers-80x24", Workbench.render(state, size: state.size, theme: .dark), styles: false)
         try GoldenTests.check("too-small-59x17", Workbench.render(state, size: Size(width: 59, height: 17), theme: .dark), styles: false)
+        // The smallest usable screen: narrow tab bar (digits, the focused tab named).
+        state = try GoldenTests.panelState(.export, size: Layout.minimumSize)
+        try GoldenTests.check("export-60x18", Workbench.render(state, size: Layout.minimumSize, theme: .dark), styles: false)
     }
 
     @Test func renderIsFastEnough() throws {

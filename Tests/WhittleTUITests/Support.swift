@@ -76,6 +76,11 @@ func richState(size: Size) throws -> WorkbenchState {
     failed.message = "m-qdq.onnx: disk full"
     state.jobs = [running, done, failed]
     state.nextJobID = 4
+    state.capabilities.formUnion([.export(.qdq), .export(.report)])
+    state.session.exports.encodingsVersion = .v2_0_0
+    state.structures[.spatialSVD] = ["block_conv1": LayerStructure(channels: false, full: 24, perRatio: 40)]
+    state.exportRecords[.onnx] = ExportRecord(job: 0, path: "/models/resnet_tiny-whittled.onnx", outcome: .written)
+    state.exportRecords[.qdq] = ExportRecord(job: 3, path: "/models/m-qdq.onnx", outcome: .failed("m-qdq.onnx: disk full"))
     state.selectedLayer = state.model.index(of: "block_conv1") ?? 0
     return state
 }

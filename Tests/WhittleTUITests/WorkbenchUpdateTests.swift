@@ -13,7 +13,11 @@ struct WorkbenchUpdateTests {
         var (next, _) = press([.tab, .tab], on: state)
         #expect(next.focus == .compression)
         (next, _) = press([.backTab, .backTab, .backTab], on: next)
-        #expect(next.focus == .jobs)
+        #expect(next.focus == .export, "Shift-Tab wraps from the first panel to the last")
+        (next, _) = press([.tab], on: next)
+        #expect(next.focus == .layers)
+        #expect(press([.character("7")], on: state).0.focus == .export)
+        #expect(press(Array(repeating: .tab, count: 6), on: state).0.focus == .export)
         // Focusing the compression panel moves the selection onto a compressible layer.
         (next, _) = press([.character("1"), .down], on: state)
         #expect(next.selected?.name == "stem_relu")

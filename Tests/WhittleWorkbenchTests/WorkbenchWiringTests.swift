@@ -151,12 +151,50 @@ struct WorkbenchWiringTests {
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
     }
 
-    @Test func encodingsVersionComesFromTheProfile() throws {
-        var session = Session(modelPath: "m.onnx")
-        #expect(try WorkbenchWiring.encodingsVersion(session) == .v1_0_0)
-        session.ui.extra["encodings-version"] = "0.6.1"
-        #expect(try WorkbenchWiring.encodingsVersion(session) == .v0_6_1)
-        session.ui.extra["encodings-version"] = "9"
-        #expect(throws: WhittleError.self) { try WorkbenchWiring.encodingsVersion(session) }
+    /// The detail panel's rank/channels kept follow the compression library's own rule for
+    /// every layer, technique and ratio.
+    @Test(arguments: ["digits-cnn", "digits-mobilenet"])
+    func keptStructuresMatchTheCompressionLibrary(_ name: String) throws {
+        let sample = try Sample(model: name, samples: 1)
+        let structures = WorkbenchWiring.structures(of: sample.graph)
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            let table = try #require(structures[WhittleSession.CompressionTechnique(rawValue: method.rawValue)])
+            let eligible = try Compressor.eligibility(of: sample.graph, technique: method).filter(\.eligible).map(\.layer)
+            #expect(Set(table.keys) == Set(eligible), "\(method)")
+            for layer in eligible {
+                let structure = try #require(table[layer])
+                for ratio in (1...20).map({ Double($0) / 20 }) + [0.437, 0.013, 0.999] {
+                    let (rank, full) = try Compressor.rank(of: layer, in: sample.graph, technique: method, ratio: ratio)
+                    #expect(structure.kept(ratio: ratio) == rank && structure.full == full, "\(method) \(layer) at \(ratio)")
+                }
+            }
+        }
+    }
+
+    /// The encodings export writes the version chosen in the session (the Export panel's
+    /// choice), through the same service `:export encodings` uses; a missing folder fails
+    /// before any quantization with the folder's name.
+    @Test(arguments: EncodingsVersion.allCases)
+    func encodingsExportWritesTheSessionsVersion(_ version: EncodingsVersion) throws {
+        let sample = try Sample(samples: 16)
+        let services = WorkbenchWiring.services(graph: sample.graph, model: sample.model, evaluation: sample.evaluation,
+                                                calibration: sample.calibration, searchSamples: 8)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("whittle-export-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var session = Session(modelPath: "digits-cnn.onnx")
+        session.exports.encodingsVersion = version
+        let path = directory.appendingPathComponent("m-encodings.json").path
+        let result = try services.run(.export(.encodings, path: path, session: session), context: .silent)
+        #expect(result == .exported(.encodings, path: path))
+        let written = try EncodingsFile.decode(try Data(contentsOf: URL(fileURLWithPath: path)), source: path)
+        #expect(written.version == version)
+        #expect(!written.file.params.isEmpty && !written.file.activations.isEmpty)
+
+        let missing = directory.appendingPathComponent("no-such-folder/m-encodings.json").path
+        #expect(throws: WhittleError(.io, directory.appendingPathComponent("no-such-folder").path,
+                                     "no such folder to export into (f in panel 7 sets the export folder)")) {
+            try services.run(.export(.encodings, path: missing, session: session), context: .silent)
+        }
     }
 }

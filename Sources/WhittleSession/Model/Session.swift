@@ -11,7 +11,9 @@ import WhittleQuant
 public struct Session: Codable, Sendable, Equatable {
     /// The profile format version this build writes. `SessionProfile` refuses files with a
     /// larger version and migrates smaller ones forward.
-    public static let formatVersion = 1
+    /// Version 2 added `exports` (encodings version and output folder), see
+    /// `ExportSettings.migrateFromVersion1`.
+    public static let formatVersion = 2
 
     /// The ONNX model file.
     public var modelPath: String
@@ -34,6 +36,8 @@ public struct Session: Codable, Sendable, Equatable {
     public var scores: ScoreTables
     /// Measured metrics of the current (unsnapshotted) settings, when known.
     public var currentMetrics: SessionMetrics?
+    /// Export choices: encodings format version and output folder.
+    public var exports: ExportSettings
     /// UI choices the workbench restores (selection, focus, theme).
     public var ui: SessionUIState
 
@@ -42,7 +46,7 @@ public struct Session: Codable, Sendable, Equatable {
                 bitWidthOverrides: [String: BitWidthOverride] = [:],
                 compression: CompressionSettings = CompressionSettings(),
                 snapshots: [Snapshot] = [], scores: ScoreTables = ScoreTables(),
-                currentMetrics: SessionMetrics? = nil, ui: SessionUIState = SessionUIState()) {
+                currentMetrics: SessionMetrics? = nil, exports: ExportSettings = ExportSettings(), ui: SessionUIState = SessionUIState()) {
         self.modelPath = modelPath
         self.calibrationDataPath = calibrationDataPath
         self.evaluationDataPath = evaluationDataPath
@@ -53,6 +57,7 @@ public struct Session: Codable, Sendable, Equatable {
         self.snapshots = snapshots
         self.scores = scores
         self.currentMetrics = currentMetrics
+        self.exports = exports
         self.ui = ui
     }
 
@@ -126,7 +131,7 @@ public struct Session: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case modelPath = "model", calibrationDataPath = "calibrationData", evaluationDataPath = "evaluationData"
-        case recipe, bitWidthOverrides, compression, snapshots, scores, currentMetrics, ui
+        case recipe, bitWidthOverrides, compression, snapshots, scores, currentMetrics, exports, ui
     }
 
     /// Only `model` is required; every other member takes its default when absent, so a
@@ -144,6 +149,7 @@ public struct Session: Codable, Sendable, Equatable {
         snapshots = try container.decodeIfPresent([Snapshot].self, forKey: .snapshots) ?? []
         scores = try container.decodeIfPresent(ScoreTables.self, forKey: .scores) ?? ScoreTables()
         currentMetrics = try container.decodeIfPresent(SessionMetrics.self, forKey: .currentMetrics)
+        exports = try container.decodeIfPresent(ExportSettings.self, forKey: .exports) ?? ExportSettings()
         ui = try container.decodeIfPresent(SessionUIState.self, forKey: .ui) ?? SessionUIState()
     }
 
@@ -158,6 +164,7 @@ public struct Session: Codable, Sendable, Equatable {
         try container.encode(snapshots, forKey: .snapshots)
         try container.encode(scores, forKey: .scores)
         try container.encodeIfPresent(currentMetrics, forKey: .currentMetrics)
+        try container.encode(exports, forKey: .exports)
         try container.encode(ui, forKey: .ui)
     }
 

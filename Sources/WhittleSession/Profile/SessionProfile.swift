@@ -16,8 +16,9 @@ public struct ProfileFormat: Sendable {
         self.migrations = migrations
     }
 
-    /// This build's format: version `Session.formatVersion`, no older versions exist yet.
-    public static let standard = ProfileFormat(currentVersion: Session.formatVersion)
+    /// This build's format: version `Session.formatVersion`, with every migration from version 1.
+    public static let standard = ProfileFormat(currentVersion: Session.formatVersion,
+                                               migrations: [1: ExportSettings.migrateFromVersion1])
 }
 
 /// What `SessionProfile.load` found.
@@ -42,7 +43,7 @@ public enum AutosaveStatus: Sendable, Equatable {
     case newer(Date)
 }
 
-/// Session profiles: versioned JSON files (`{"version": 1, "model": ..., ...}`) written
+/// Session profiles: versioned JSON files (`{"version": 2, "model": ..., ...}`) written
 /// atomically, with paths relative to the profile where possible, and an autosave sibling
 /// (`NAME.autosave.json`). Loading never changes the file it reads, and every failure is one
 /// line naming the file and what is wrong.
@@ -180,6 +181,7 @@ public enum SessionProfile {
         copy.modelPath = relativePath(session.modelPath, from: base)
         copy.calibrationDataPath = session.calibrationDataPath.map { relativePath($0, from: base) }
         copy.evaluationDataPath = session.evaluationDataPath.map { relativePath($0, from: base) }
+        copy.exports.directory = session.exports.directory.map { relativePath($0, from: base) }
         return copy
     }
 
@@ -193,6 +195,7 @@ public enum SessionProfile {
         copy.modelPath = resolve(session.modelPath)
         copy.calibrationDataPath = session.calibrationDataPath.map(resolve)
         copy.evaluationDataPath = session.evaluationDataPath.map(resolve)
+        copy.exports.directory = session.exports.directory.map(resolve)
         return copy
     }
 

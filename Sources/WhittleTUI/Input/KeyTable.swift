@@ -11,6 +11,8 @@ public enum WorkbenchCommand: Sendable, Hashable {
     case takeSnapshot, restoreSnapshot, markSnapshot, deleteSnapshot
     case cancelJob, clearJobs
     case toggleSensitivity
+    case export(ExportKind), exportSelected, exportAll
+    case nextEncodingsVersion, previousEncodingsVersion, editExportFolder
 
     /// Short help text.
     public var help: String {
@@ -47,6 +49,12 @@ public enum WorkbenchCommand: Sendable, Hashable {
         case .cancelJob: return "cancel the selected job"
         case .clearJobs: return "clear finished jobs"
         case .toggleSensitivity: return "switch curve: compression / quantization"
+        case .export(let kind): return "export the \(kind.title) (background job)"
+        case .exportSelected: return "export the selected item (background job)"
+        case .exportAll: return "export every item that is ready"
+        case .nextEncodingsVersion: return "encodings version: next (0.6.1, 1.0.0, 2.0.0)"
+        case .previousEncodingsVersion: return "encodings version: previous"
+        case .editExportFolder: return "set the output folder"
         }
     }
 }
@@ -113,6 +121,7 @@ public struct KeyTable: Sendable, Equatable {
         KeyBinding([.character("4")], .showPanel(.quantization)),
         KeyBinding([.character("5")], .showPanel(.compare)),
         KeyBinding([.character("6")], .showPanel(.jobs)),
+        KeyBinding([.character("7")], .showPanel(.export)),
         KeyBinding([.up, .character("k")], .moveUp),
         KeyBinding([.down, .character("j")], .moveDown),
         KeyBinding([.pageUp], .pageUp),
@@ -142,5 +151,15 @@ public struct KeyTable: Sendable, Equatable {
         KeyBinding([.character("x")], .cancelJob, .panel(.quantization)),
         KeyBinding([.character("x")], .cancelJob, .panel(.jobs)),
         KeyBinding([.character("c")], .clearJobs, .panel(.jobs)),
+        KeyBinding([.enter], .exportSelected, .panel(.export)),
+        KeyBinding([.character("o")], .export(.onnx), .panel(.export)),
+        KeyBinding([.character("n")], .export(.encodings), .panel(.export)),
+        KeyBinding([.character("d")], .export(.qdq), .panel(.export)),
+        KeyBinding([.character("r")], .export(.report), .panel(.export)),
+        KeyBinding([.character("a")], .exportAll, .panel(.export)),
+        KeyBinding([.right, .character("l"), .character("v")], .nextEncodingsVersion, .panel(.export)),
+        KeyBinding([.left, .character("h")], .previousEncodingsVersion, .panel(.export)),
+        KeyBinding([.character("f")], .editExportFolder, .panel(.export)),
+        KeyBinding([.character("x")], .cancelJob, .panel(.export)),
     ])
 }

@@ -13,15 +13,32 @@ public enum ExportKind: String, Sendable, CaseIterable, Equatable {
     /// A self-contained HTML report.
     case report
 
-    /// The default file name next to the model.
-    public func defaultPath(model: String) -> String {
-        let base = (model as NSString).deletingPathExtension
+    /// How the Export panel names it.
+    public var title: String {
+        switch self {
+        case .onnx: return "ONNX model"
+        case .encodings: return "encodings"
+        case .qdq: return "QDQ ONNX"
+        case .report: return "HTML report"
+        }
+    }
+
+    /// The file name for a model: `NAME-whittled.onnx`, `NAME-encodings.json`,
+    /// `NAME-qdq.onnx` or `NAME-report.html`.
+    public func fileName(model: String) -> String {
+        let base = ((model as NSString).lastPathComponent as NSString).deletingPathExtension
         switch self {
         case .onnx: return base + "-whittled.onnx"
         case .encodings: return base + "-encodings.json"
         case .qdq: return base + "-qdq.onnx"
         case .report: return base + "-report.html"
         }
+    }
+
+    /// Where the export goes: `fileName` in `directory`, or next to the model when nil.
+    public func defaultPath(model: String, directory: String? = nil) -> String {
+        let folder = directory ?? (model as NSString).deletingLastPathComponent
+        return folder.isEmpty ? fileName(model: model) : (folder as NSString).appendingPathComponent(fileName(model: model))
     }
 }
 

@@ -74,6 +74,29 @@ public struct LayerSummary: Sendable, Equatable {
     public var outputs: [String]
 }
 
+/// What compression keeps of a layer as its ratio moves, measured by the compression library
+/// when the workbench starts (`Compressor.keptScales`): a rank for spatial and weight SVD,
+/// input channels for channel pruning.
+public struct LayerStructure: Sendable, Equatable {
+    /// True for input channels (channel pruning), false for a rank (SVD).
+    public var channels: Bool
+    /// Full rank, or the layer's input channels.
+    public var full: Int
+    /// Units per unit of ratio before flooring: kept(r) = min(full, max(1, ⌊r · perRatio⌋)),
+    /// the library's rule at multiplicity 1 (a test holds them equal).
+    public var perRatio: Double
+
+    public init(channels: Bool, full: Int, perRatio: Double) {
+        self.channels = channels
+        self.full = full
+        self.perRatio = perRatio
+    }
+
+    public func kept(ratio: Double) -> Int {
+        min(full, max(1, Int((ratio * perRatio + 1e-9).rounded(.down))))
+    }
+}
+
 /// The loaded model as the workbench needs it: layers in execution order with costs,
 /// connectors and weight histograms; totals at batch 1.
 public struct ModelSummary: Sendable, Equatable {

@@ -14,7 +14,7 @@ public enum PaletteCommand: Sendable, Equatable {
     case evaluate, quantize, autoSelect, help, quit
     case panel(Panel)
 
-    /// Parses `export onnx [PATH]`, `snapshot [NAME]`, `restore NAME`, `theme NAME`,
+    /// Parses `export onnx|encodings|qdq|report [PATH]` (`export` alone: the export panel), `snapshot [NAME]`, `restore NAME`, `theme NAME`,
     /// `save [PATH]`, `target R`, `ratio R`, `filter TEXT`, `evaluate`, `quantize`,
     /// `auto-select`, `help`, `quit`/`q`, or a panel name.
     public static func parse(_ text: String) -> PaletteCommand? {
@@ -24,7 +24,9 @@ public enum PaletteCommand: Sendable, Equatable {
         let argument: String? = rest.isEmpty ? nil : rest
         switch verb {
         case "export":
-            guard words.count >= 2, let kind = ExportKind(rawValue: words[1].lowercased()) else { return nil }
+            // `export` alone opens the export panel.
+            guard words.count >= 2 else { return .panel(.export) }
+            guard let kind = ExportKind(rawValue: words[1].lowercased()) else { return nil }
             let path = words.dropFirst(2).joined(separator: " ")
             return .export(kind, path: path.isEmpty ? nil : path)
         case "snapshot": return .snapshot(name: argument)
@@ -59,7 +61,7 @@ extension WorkbenchState {
     var paletteCatalog: [PaletteSuggestion] {
         var list: [PaletteSuggestion] = [
             PaletteSuggestion(template: "export onnx", help: "write the compressed model as ONNX", needsArgument: false),
-            PaletteSuggestion(template: "export encodings", help: "write AIMET encodings JSON", needsArgument: false),
+            PaletteSuggestion(template: "export encodings", help: "write AIMET encodings (version: panel 7)", needsArgument: false),
             PaletteSuggestion(template: "export qdq", help: "write QDQ ONNX", needsArgument: false),
             PaletteSuggestion(template: "export report", help: "write the HTML report", needsArgument: false),
             PaletteSuggestion(template: "snapshot", help: "take a snapshot (optional NAME)", needsArgument: false),
@@ -97,8 +99,7 @@ extension WorkbenchState {
         }
         switch command {
         case .export(let kind, let path):
-            let target = path ?? kind.defaultPath(model: session.modelPath)
-            start(.export(kind, path: target, session: sessionForSaving), effects: &effects)
+            startExport(kind, path: path.map { ($0 as NSString).expandingTildeInPath }, effects: &effects)
         case .snapshot(let name):
             commit(entry: .snapshotName, text: name ?? "")
         case .restore(let name):

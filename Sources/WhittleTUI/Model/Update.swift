@@ -62,6 +62,7 @@ public enum Workbench {
                 $0.phase = .failed
                 $0.message = message
             }
+            next.settleExport(job: id, .failed(message))
             let title = next.jobs.first { $0.id == id }?.title ?? "job"
             next.status = StatusMessage("\(title) failed: \(message)", .error)
         case .message(let message):
@@ -71,6 +72,7 @@ public enum Workbench {
                 $0.phase = .cancelled
                 $0.message = "cancelled"
             }
+            next.settleExport(job: id, .cancelled)
             next.status = StatusMessage("\(next.jobs.first { $0.id == id }?.title ?? "job") cancelled")
         }
         return (next, effects)
@@ -182,7 +184,7 @@ extension WorkbenchState {
             if runningJobs.isEmpty { effects.append(.quit) } else { overlay = .confirmQuit }
         case .help: overlay = .help(scroll: 0)
         case .filter:
-            if focus == .compare || focus == .jobs { focusPanel(primary == .compare || primary == .jobs ? .layers : primary) }
+            if !focus.listsLayers { focusPanel(primary.listsLayers ? primary : .layers) }
             overlay = .filter
         case .palette: overlay = .palette(text: "", selection: 0)
         case .back:
@@ -250,6 +252,18 @@ extension WorkbenchState {
             snapshotSelection = min(snapshotSelection, max(0, session.snapshots.count - 1))
             status = StatusMessage("deleted snapshot '\(name)'")
         case .cancelJob:
+            if focus == .export {
+                let kind = ExportKind.allCases[min(exportSelection, ExportKind.allCases.count - 1)]
+                guard let record = exportRecords[kind], record.outcome == .running,
+                      let index = jobs.firstIndex(where: { $0.id == record.job && $0.phase == .running }) else {
+                    status = StatusMessage("no \(kind.title) export is running")
+                    return
+                }
+                jobs[index].cancelRequested = true
+                effects.append(.cancelJob(id: record.job))
+                status = StatusMessage("cancelling \(jobs[index].title)")
+                return
+            }
             if focus == .compression || focus == .quantization {
                 // The panel's own running job (auto-select, quantize).
                 let kind: JobKind = focus == .compression ? .autoSelect : .quantize
@@ -275,6 +289,26 @@ extension WorkbenchState {
             jobSelection = min(jobSelection, max(0, jobs.count - 1))
         case .toggleSensitivity:
             detailShowsQuantization.toggle()
+        case .export(let kind):
+            if let row = ExportKind.allCases.firstIndex(of: kind) { exportSelection = row }
+            startExport(kind, effects: &effects)
+        case .exportSelected:
+            startExport(ExportKind.allCases[min(exportSelection, ExportKind.allCases.count - 1)], effects: &effects)
+        case .exportAll:
+            let ready = ExportKind.allCases.filter { kind in
+                exportRequirement(kind).ready && !(exportRecords[kind]?.outcome == .running
+                    && jobs.contains { $0.id == exportRecords[kind]?.job && $0.phase == .running })
+            }
+            guard !ready.isEmpty else {
+                status = StatusMessage("no export is ready to start (see the needs line of each)", .warning)
+                return
+            }
+            for kind in ready { startExport(kind, effects: &effects) }
+            status = StatusMessage("started \(ready.count) export\(ready.count == 1 ? "" : "s"): \(ready.map(\.rawValue).joined(separator: ", "))")
+        case .nextEncodingsVersion: stepEncodingsVersion(by: 1)
+        case .previousEncodingsVersion: stepEncodingsVersion(by: -1)
+        case .editExportFolder:
+            overlay = .entry(.exportFolder, text: exportDirectory)
         }
         revealSelection()
     }
@@ -340,6 +374,8 @@ extension WorkbenchState {
             snapshotSelection = WorkbenchState.clampedAdd(snapshotSelection, delta, session.snapshots.count)
         case .jobs:
             jobSelection = WorkbenchState.clampedAdd(jobSelection, delta, jobs.count)
+        case .export:
+            exportSelection = WorkbenchState.clampedAdd(exportSelection, delta, ExportKind.allCases.count)
         }
     }
 
@@ -357,7 +393,7 @@ extension WorkbenchState {
 
     /// Keeps the selection inside the filtered rows.
     mutating func keepSelectionVisible() {
-        let rows = rows(of: focus == .compare || focus == .jobs ? .layers : focus)
+        let rows = rows(of: focus.listsLayers ? focus : .layers)
         if !rows.isEmpty, !rows.contains(selectedLayer) {
             selectedLayer = rows.first { $0 > selectedLayer } ?? rows[rows.count - 1]
         }
@@ -376,7 +412,7 @@ extension WorkbenchState {
             case .quantization: position = max(0, quantizationRow - QuantizationField.allCases.count)
             case .compare: position = snapshotSelection
             case .jobs: position = jobSelection
-            case .detail: continue
+            case .detail, .export: continue
             }
             var top = scroll[panel] ?? 0
             if position < top { top = position }
@@ -501,6 +537,15 @@ extension WorkbenchState {
             default:
                 break
             }
+        case .exportFolder:
+            let folder = (text as NSString).expandingTildeInPath
+            let modelFolder = (session.modelPath as NSString).deletingLastPathComponent
+            if folder.isEmpty || (session.exports.directory == nil && folder == (modelFolder.isEmpty ? "." : modelFolder)) {
+                session.exports.directory = nil
+            } else {
+                session.exports.directory = folder
+            }
+            status = StatusMessage("exports go to \(exportDirectory)")
         case .snapshotName:
             let name = text.isEmpty ? nextSnapshotName : text
             session.takeSnapshot(named: name, metrics: currentMetrics, at: now)
@@ -561,6 +606,7 @@ extension WorkbenchState {
             status = StatusMessage("evaluation: \(summary)")
         case .exported(let kind, let path):
             updateJob(id) { $0.message = path }
+            settleExport(job: id, .written, path: path)
             status = StatusMessage("wrote \(kind.rawValue): \(path)")
         case .activationStatistics(let histograms):
             activationHistograms = histograms
@@ -653,6 +699,9 @@ extension WorkbenchState {
                 if session.snapshots.indices.contains(row) { snapshotSelection = row }
             case .jobs:
                 if jobs.indices.contains(row) { jobSelection = row }
+            case .export:
+                let item = row / Layout.exportRowHeight
+                if ExportKind.allCases.indices.contains(item) { exportSelection = item }
             case .detail:
                 break
             }
@@ -668,7 +717,8 @@ extension Workbench {
         var effects: [WorkbenchEffect] = []
         if next.capabilities.contains(.activationStatistics), next.session.calibrationDataPath != nil, next.activationHistograms.isEmpty {
             next.start(.activationStatistics, effects: &effects)
-            next.status = nil
+            // Keep what the launch had to say (theme file problems, a recovered autosave).
+            next.status = state.status
         }
         return (next, effects)
     }

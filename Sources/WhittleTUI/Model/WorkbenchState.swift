@@ -4,7 +4,7 @@ import WhittleSession
 
 /// The workbench panels; the digit keys jump to them.
 public enum Panel: Int, Sendable, CaseIterable, Hashable, Comparable {
-    case layers = 1, detail, compression, quantization, compare, jobs
+    case layers = 1, detail, compression, quantization, compare, jobs, export
 
     public var title: String {
         switch self {
@@ -14,10 +14,19 @@ public enum Panel: Int, Sendable, CaseIterable, Hashable, Comparable {
         case .quantization: return "Quantization"
         case .compare: return "Compare"
         case .jobs: return "Jobs"
+        case .export: return "Export"
         }
     }
 
     public static func < (a: Panel, b: Panel) -> Bool { a.rawValue < b.rawValue }
+
+    /// Panels whose rows are layers (the `/` filter applies to them).
+    public var listsLayers: Bool {
+        switch self {
+        case .layers, .detail, .compression, .quantization: return true
+        case .compare, .jobs, .export: return false
+        }
+    }
 }
 
 /// What a one-line text entry is for.
@@ -30,6 +39,8 @@ public enum EntryPurpose: Sendable, Equatable {
     case recipe(QuantizationField)
     /// Name of a new snapshot.
     case snapshotName
+    /// The folder exports are written to.
+    case exportFolder
 }
 
 /// A modal layer over the panels; Esc closes it.
@@ -114,6 +125,10 @@ public struct WorkbenchState: Sendable, Equatable {
     /// Snapshot marked to compare with the selected one.
     public var snapshotMark: Int?
     public var jobSelection: Int
+    /// Selected row of the export panel (index into `ExportKind.allCases`).
+    public var exportSelection: Int
+    /// The last export of each kind in this run (running, written or failed).
+    public var exportRecords: [ExportKind: ExportRecord]
     /// Detail chart: compression sensitivity (false) or quantization SQNR (true).
     public var detailShowsQuantization: Bool
 
@@ -126,6 +141,9 @@ public struct WorkbenchState: Sendable, Equatable {
     public var options: DisplayOptions
     /// Job kinds the injected services can run.
     public var capabilities: Set<JobKind>
+    /// Rank or channels kept per technique and layer, from the compression library (empty
+    /// without it: the detail panel then shows MACs kept only).
+    public var structures: [CompressionTechnique: [String: LayerStructure]]
     /// Quantsim config presets the recipe editor cycles through.
     public var configPresets: [String]
     /// Where `:save` writes the profile by default.
@@ -154,6 +172,8 @@ public struct WorkbenchState: Sendable, Equatable {
         quantizationRow = 0
         snapshotSelection = 0
         jobSelection = 0
+        exportSelection = 0
+        exportRecords = [:]
         detailShowsQuantization = false
         jobs = []
         nextJobID = 1
@@ -162,6 +182,7 @@ public struct WorkbenchState: Sendable, Equatable {
         self.themeNames = themeNames
         self.options = options
         self.capabilities = capabilities
+        structures = [:]
         self.configPresets = configPresets.isEmpty ? ["default"] : configPresets
         self.profilePath = profilePath
         tickCount = 0
@@ -198,6 +219,7 @@ public struct WorkbenchState: Sendable, Equatable {
         case .compression, .quantization: return visibleCompressible
         case .compare: return Array(session.snapshots.indices)
         case .jobs: return Array(jobs.indices)
+        case .export: return Array(ExportKind.allCases.indices)
         }
     }
 

@@ -24,9 +24,17 @@ extension Workbench {
             [Span("MACs ", theme.muted), Span(Text.count(layer.macs), theme.base), Span(String(format: " (%.1f%% of model)", share), theme.muted)],
         ]
         if layer.compressible {
-            let kept = Int((Double(layer.macs) * ratio).rounded())
+            let keptMACs = Int((Double(layer.macs) * ratio).rounded())
+            let technique = state.session.compression.technique(for: layer.name)
             facts.append([Span("ratio ", theme.muted), Span(Text.number(ratio, digits: 2), theme.accent.with(.bold)),
-                          Span(" (\(state.session.compression.technique(for: layer.name).rawValue), \(Text.count(kept)) MACs kept)", theme.muted)])
+                          Span("  \(technique.rawValue)", theme.muted)])
+            var kept = [Span("kept ", theme.muted)]
+            if let structure = state.structures[technique]?[layer.name] {
+                kept += [Span(structure.channels ? "channels " : "rank ", theme.muted),
+                         Span("\(structure.kept(ratio: ratio))/\(structure.full)", theme.base), Span(" · ", theme.muted)]
+            }
+            kept.append(Span("\(Text.count(keptMACs)) MACs", theme.base))
+            facts.append(kept)
         } else {
             facts.append([Span("not compressible (no Conv/Gemm/MatMul weights)", theme.muted)])
         }
@@ -39,8 +47,8 @@ extension Workbench {
         if let weight = layer.weightHistogram {
             let scale = max(abs(weight.low), abs(weight.high)) / Double((1 << (bits.weight - 1)) - 1)
             facts.append([Span("encodings ", theme.muted),
-                          Span(String(format: "weights symmetric, scale %.3g", scale), theme.base),
-                          Span(state.quantizationResult == nil ? " (estimate)" : "", theme.muted)])
+                          Span(String(format: "W scale %.3g sym", scale), theme.base),
+                          Span(state.quantizationResult == nil ? " (est.)" : "", theme.muted)])
         }
         var y = left.y
         for line in facts {

@@ -13,7 +13,8 @@ extension Workbench {
                  Span(context.key(.autoSelect, .compression), theme.accent.with(.bold)), Span(" (auto-select), ", theme.muted),
                  Span("4", theme.accent.with(.bold)), Span(" then ", theme.muted), Span(context.key(.runQuantization, .quantization), theme.accent.with(.bold)),
                  Span(" (quantize), ", theme.muted), Span(context.key(.evaluate, .layers), theme.accent.with(.bold)), Span(" (evaluate)", theme.muted)],
-                [Span("or ", theme.muted), Span(":export onnx", theme.accent.with(.bold)), Span(" from the command palette.", theme.muted)],
+                [Span("exports run here too: ", theme.muted), Span("7", theme.accent.with(.bold)), Span(" (export panel) or ", theme.muted),
+                 Span(":export", theme.accent.with(.bold)), Span(" in the palette.", theme.muted)],
             ]
             for (i, line) in lines.enumerated() { buffer.write(line, x: inner.x + 1, y: inner.y + i, maxWidth: inner.width - 1) }
             return

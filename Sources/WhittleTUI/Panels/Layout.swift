@@ -15,6 +15,8 @@ public struct Layout: Sendable, Equatable {
     public var panels: [(panel: Panel, rect: Rect)]
     /// Column range of each tab in the tab bar.
     public var tabs: [(panel: Panel, columns: Range<Int>)]
+    /// Where the tabs start (the program and model name are left of it).
+    public var tabStart: Int
 
     public static func == (a: Layout, b: Layout) -> Bool {
         a.size == b.size && a.tooSmall == b.tooSmall && a.panels.map(\.panel) == b.panels.map(\.panel)
@@ -35,11 +37,12 @@ public struct Layout: Sendable, Equatable {
         } else {
             panels = [(state.focus, body)]
         }
+        let style = Layout.tabStyle(width: size.width)
+        tabStart = Layout.tabStart(state: state, width: size.width)
         var tabs: [(Panel, Range<Int>)] = []
-        let compact = size.width < Layout.compactTabsBelow
-        var x = Layout.tabStart(state: state, compact: compact)
+        var x = tabStart
         for panel in Panel.allCases {
-            let width = Layout.tabLabel(panel, compact: compact).count
+            let width = Layout.tabLabel(panel, style: style, focused: panel == state.focus).count
             tabs.append((panel, x..<x + width))
             x += width + 1
         }
@@ -52,9 +55,18 @@ public struct Layout: Sendable, Equatable {
 
     /// Below this width the tab bar uses short labels and drops the program name.
     public static let compactTabsBelow = 110
+    /// Below this width only the focused tab shows its name; the others show their digit.
+    public static let narrowTabsBelow = 80
 
-    static func tabLabel(_ panel: Panel, compact: Bool) -> String {
-        guard compact else { return " \(panel.rawValue) \(panel.title) " }
+    enum TabStyle { case full, compact, narrow }
+
+    static func tabStyle(width: Int) -> TabStyle {
+        width >= compactTabsBelow ? .full : width >= narrowTabsBelow ? .compact : .narrow
+    }
+
+    static func tabLabel(_ panel: Panel, style: TabStyle, focused: Bool) -> String {
+        if style == .full { return " \(panel.rawValue) \(panel.title) " }
+        if style == .narrow && !focused { return "\(panel.rawValue)" }
         let short: String
         switch panel {
         case .compression: short = "Compress"
@@ -64,9 +76,19 @@ public struct Layout: Sendable, Equatable {
         return "\(panel.rawValue) \(short)"
     }
 
-    /// The tab bar starts after the program and model name.
-    static func tabStart(state: WorkbenchState, compact: Bool) -> Int {
-        compact ? min(18, 2 + state.model.name.count) : min(30, 12 + state.model.name.count)
+    /// Cells the running-job indicator at the right end of the tab bar needs at least
+    /// (spinner and percentage, "⠋ 100%", and a space before it).
+    static let shortJobIndicator = 7
+    static let fullJobIndicator = 22
+
+    /// The tabs start after the program and model name, which gives way (down to nothing) so
+    /// the tabs and, while jobs run, the job indicator fit.
+    static func tabStart(state: WorkbenchState, width: Int) -> Int {
+        let style = tabStyle(width: width)
+        let tabs = Panel.allCases.map { tabLabel($0, style: style, focused: $0 == state.focus).count + 1 }.reduce(0, +) - 1
+        let reserve = state.runningJobs.isEmpty ? 0 : style == .full ? fullJobIndicator : shortJobIndicator
+        let wanted = style == .full ? min(30, 12 + state.model.name.count) : min(18, 2 + state.model.name.count)
+        return max(0, min(wanted, width - tabs - reserve))
     }
 
     /// The list area of a panel (rows of its table), inside the box and below its headers.
@@ -80,6 +102,9 @@ public struct Layout: Sendable, Equatable {
             return Rect(x: split.layers.x, y: split.layers.y + 1, width: split.layers.width, height: split.layers.height - 1)
         case .compare: return Rect(x: inner.x, y: inner.y + 1, width: min(inner.width, compareListWidth(inner)), height: inner.height - 1)
         case .jobs: return Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: inner.height - 2)
+        case .export:
+            return Rect(x: inner.x, y: inner.y + exportHeaderRows, width: inner.width,
+                        height: max(0, min(inner.height - exportHeaderRows - 1, ExportKind.allCases.count * exportRowHeight)))
         case .detail: return Rect(x: inner.x, y: inner.y, width: 0, height: 0)
         }
     }
@@ -94,6 +119,11 @@ public struct Layout: Sendable, Equatable {
         let (top, bottom) = body.splitTop(QuantizationField.allCases.count + 1)
         return (top, bottom)
     }
+
+    /// Export panel: lines above the list (folder, version, blank, column titles) and lines
+    /// per export (the export, then what it needs).
+    static let exportHeaderRows = 4
+    public static let exportRowHeight = 2
 
     static func compareListWidth(_ inner: Rect) -> Int { inner.width >= 70 ? 34 : inner.width }
 

@@ -24,6 +24,7 @@ extension Workbench {
         let layout = Layout(state: state, size: size)
         if layout.tooSmall {
             drawTooSmall(&buffer, context: context)
+            if !state.options.unicode { buffer.foldToASCII() }
             return buffer
         }
         drawTabBar(&buffer, layout: layout, context: context)
@@ -36,6 +37,7 @@ extension Workbench {
         if let overlay = state.overlay {
             drawOverlay(overlay, buffer: &buffer, layout: layout, context: context)
         }
+        if !state.options.unicode { buffer.foldToASCII() }
         return buffer
     }
 
@@ -53,6 +55,7 @@ extension Workbench {
             case .quantization: drawQuantization(in: rect, buffer: &buffer, context: context)
             case .compare: drawCompare(in: rect, buffer: &buffer, context: context)
             case .jobs: drawJobs(in: rect, buffer: &buffer, context: context)
+            case .export: drawExport(in: rect, buffer: &buffer, context: context)
             }
         }
     }
@@ -71,6 +74,12 @@ extension Workbench {
         case .quantization: return "\(panel.rawValue) Quantization"
         case .compare: return "\(panel.rawValue) Compare · \(state.session.snapshots.count) snapshots"
         case .jobs: return "\(panel.rawValue) Jobs · \(state.runningJobs.count) running"
+        case .export:
+            let running = state.exportRecords.values.filter { record in
+                record.outcome == .running && state.jobs.contains { $0.id == record.job && $0.phase == .running }
+            }.count
+            let written = state.exportRecords.values.filter { $0.outcome == .written }.count
+            return "\(panel.rawValue) Export" + (written > 0 ? " · \(written) written" : "") + (running > 0 ? " · \(running) running" : "")
         }
     }
 
@@ -93,23 +102,28 @@ extension Workbench {
         let theme = context.theme, state = context.state
         let bar = layout.tabBar
         buffer.fill(bar, style: theme.base)
-        let compact = bar.width < Layout.compactTabsBelow
-        let start = Layout.tabStart(state: state, compact: compact)
-        let name = (compact ? "" : "whittle · ") + Text.truncate(state.model.name, max(1, start - (compact ? 2 : 12)), glyphs: context.glyphs)
-        buffer.write(name, x: 0, y: bar.y, style: theme.title, maxWidth: start - 1)
+        let style = Layout.tabStyle(width: bar.width)
+        let start = layout.tabStart
+        if start >= 4 {
+            let name = (style == .full && start >= 22 ? "whittle · " : "") + state.model.name
+            buffer.write(Text.truncate(name, start - 2, glyphs: context.glyphs), x: 0, y: bar.y, style: theme.title, maxWidth: start - 1)
+        }
         for (panel, columns) in layout.tabs {
             let focused = panel == state.focus
             let visible = layout.panels.contains { $0.panel == panel }
-            let style = focused ? theme.selection.with(.bold) : visible ? theme.accent : theme.muted
-            buffer.write(Layout.tabLabel(panel, compact: compact), x: columns.lowerBound, y: bar.y, style: style, maxWidth: bar.width - columns.lowerBound)
+            let tabStyle = focused ? theme.selection.with(.bold) : visible ? theme.accent : theme.muted
+            buffer.write(Layout.tabLabel(panel, style: style, focused: focused), x: columns.lowerBound, y: bar.y, style: tabStyle,
+                         maxWidth: bar.width - columns.lowerBound)
         }
         // Running jobs at the right end: spinner and the first job's percentage.
         if let job = state.runningJobs.first {
             let percent = job.progress.map { " \(Int(($0.fraction * 100).rounded()))%" } ?? ""
             let more = state.runningJobs.count > 1 ? " +\(state.runningJobs.count - 1)" : ""
-            let text = "\(context.spinner()) \(job.kind.shortName)\(percent)\(more)"
+            let end = layout.tabs.last?.columns.upperBound ?? 0
+            var text = "\(context.spinner()) \(job.kind.shortName)\(percent)\(more)"
+            if bar.maxX - text.unicodeScalars.count - 1 <= end { text = "\(context.spinner())\(percent)\(more)" }
             let x = bar.maxX - text.unicodeScalars.count - 1
-            if x > (layout.tabs.last?.columns.upperBound ?? 0) { buffer.write(text, x: x, y: bar.y, style: theme.style(.warn), maxWidth: text.count + 1) }
+            if x > end { buffer.write(text, x: x, y: bar.y, style: theme.style(.warn), maxWidth: text.count + 1) }
         }
     }
 
@@ -131,6 +145,7 @@ extension Workbench {
         case .quantization: hints = [.edit, .increase, .runQuantization, .evaluate, .help]
         case .compare: hints = [.takeSnapshot, .markSnapshot, .restoreSnapshot, .deleteSnapshot, .help]
         case .jobs: hints = [.cancelJob, .clearJobs, .help, .quit]
+        case .export: hints = [.exportSelected, .nextEncodingsVersion, .editExportFolder, .exportAll, .help]
         }
         for command in hints {
             guard let binding = context.keys.active(in: state.focus).first(where: { $0.command == command }) else { continue }
@@ -162,6 +177,11 @@ extension Workbench {
         case .deleteSnapshot: return "delete"
         case .cancelJob: return "cancel"
         case .clearJobs: return "clear"
+        case .exportSelected: return "export"
+        case .exportAll: return "all"
+        case .nextEncodingsVersion: return "version"
+        case .editExportFolder: return "folder"
+        case .export(let kind): return kind.rawValue
         default: return command.help
         }
     }
@@ -226,6 +246,7 @@ extension Workbench {
             case .bits(let layer): prompt = "bits for \(layer) as W/A (2-16)"
             case .recipe(let field): prompt = field.label
             case .snapshotName: prompt = "snapshot name"
+            case .exportFolder: prompt = "export folder (empty: next to the model)"
             }
             let rect = screen.centered(width: min(56, screen.width - 4), height: 4)
             buffer.fill(rect, style: theme.base)

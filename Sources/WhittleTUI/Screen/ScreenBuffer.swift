@@ -191,6 +191,35 @@ public struct ScreenBuffer: Sendable, Equatable {
         clip = saved
     }
 
+    /// Replaces every non-ASCII character by a one-column ASCII stand-in (`--no-unicode`, or a
+    /// terminal whose locale is not UTF-8): separators and arrows that panels write as text,
+    /// and any box, block or braille character a widget did not already draw in ASCII.
+    public mutating func foldToASCII() {
+        for index in cells.indices where cells[index].character.value >= 0x80 {
+            cells[index].character = ScreenBuffer.asciiStandIn(cells[index].character)
+        }
+    }
+
+    static func asciiStandIn(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
+        switch scalar.value {
+        case 0xB7, 0x2022, 0x2027, 0x22C5: return "."          // · • ‧ ⋅
+        case 0x2248, 0x223C, 0x2026: return "~"                // ≈ ∼ …
+        case 0x2192, 0x203A, 0x25B8, 0x25B6: return ">"        // → › ▸ ▶
+        case 0x2190, 0x2039, 0x25C2, 0x25C0: return "<"        // ← ‹ ◂ ◀
+        case 0x2191, 0x25B2: return "^"                        // ↑ ▲
+        case 0x2193, 0x25BC: return "v"                        // ↓ ▼
+        case 0x0394: return "d"                                // Δ
+        case 0x2714, 0x2713: return "+"                        // ✔ ✓
+        case 0x2718, 0x2717, 0x00D7: return "x"                // ✘ ✗ ×
+        case 0x2298: return "x"                                // ⊘
+        case 0x25C6, 0x25CF, 0x2605: return "*"                // ◆ ● ★
+        case 0x2500...0x257F: return "-"                       // box drawing not drawn by widgets
+        case 0x2580...0x259F: return "#"                       // blocks
+        case 0x2800...0x28FF: return "*"                       // braille
+        default: return "?"
+        }
+    }
+
     /// Scalars that occupy exactly one terminal column pass; others become `?`.
     static func printable(_ scalar: Unicode.Scalar) -> Unicode.Scalar {
         let v = scalar.value

@@ -61,6 +61,12 @@ public struct WorkbenchServices: Sendable {
             return .evaluation(try evaluate(settings, context))
         case .export(let kind, let path, let session):
             guard let exporter = exporters[kind] else { throw missing("export \(kind.rawValue)") }
+            // A missing folder fails at once with its name, before any quantization runs.
+            let folder = (path as NSString).deletingLastPathComponent
+            var isDirectory: ObjCBool = false
+            if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                throw WhittleError(.io, folder, "no such folder to export into (f in panel 7 sets the export folder)")
+            }
             try exporter(path, session, context)
             return .exported(kind, path: path)
         case .activationStatistics:

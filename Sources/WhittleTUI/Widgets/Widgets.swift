@@ -8,6 +8,28 @@ public struct Span: Sendable, Equatable {
         self.text = text
         self.style = style
     }
+
+    /// Breaks a line of spans into lines of at most `width` cells (one cell per Unicode
+    /// scalar, as `ScreenBuffer.write` counts), keeping each piece's style.
+    public static func wrap(_ spans: [Span], width: Int) -> [[Span]] {
+        guard width > 0 else { return [spans] }
+        var lines: [[Span]] = [[]]
+        var used = 0
+        for span in spans {
+            var rest = span.text.unicodeScalars[...]
+            while !rest.isEmpty {
+                if used == width {
+                    lines.append([])
+                    used = 0
+                }
+                let piece = rest.prefix(width - used)
+                lines[lines.count - 1].append(Span(String(String.UnicodeScalarView(piece)), span.style))
+                used += piece.count
+                rest = rest.dropFirst(piece.count)
+            }
+        }
+        return lines
+    }
 }
 
 extension ScreenBuffer {
@@ -189,6 +211,17 @@ public enum Text {
         let marker = glyphs.ellipsis.unicodeScalars.count
         if width <= marker { return String(String.UnicodeScalarView(scalars.prefix(width))) }
         return String(String.UnicodeScalarView(scalars.prefix(width - marker))) + glyphs.ellipsis
+    }
+
+    /// `text` cut to its last `width` cells, starting with an ellipsis when cut (for paths,
+    /// whose end says the most).
+    public static func truncateHead(_ text: String, _ width: Int, glyphs: Glyphs = .unicode) -> String {
+        guard width > 0 else { return "" }
+        let scalars = text.unicodeScalars
+        if scalars.count <= width { return text }
+        let marker = glyphs.ellipsis.unicodeScalars.count
+        if width <= marker { return String(String.UnicodeScalarView(scalars.suffix(width))) }
+        return glyphs.ellipsis + String(String.UnicodeScalarView(scalars.suffix(width - marker)))
     }
 
     /// Left-aligned in `width` cells (truncated or padded).
