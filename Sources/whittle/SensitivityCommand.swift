@@ -171,4 +171,8 @@ func printTable(_ table: ScoreTable, metric: CompressionScore) {
                  stats.evaluations, stats.evaluationSeconds,
                  stats.evaluations > 0 ? stats.evaluationSeconds / Double(stats.evaluations) : 0,
                  stats.macShareRun * 100, stats.cacheHits, stats.compressionSeconds, stats.seconds))
+    if let phases = stats.phaseSeconds, !phases.isEmpty {
+        let parts = phases.sorted { $0.value > $1.value }.map { String(format: "%@ %.1f s", $0.key, $0.value) }
+        print("  time by phase: " + parts.joined(separator: ", "))
+    }
 }

@@ -32,6 +32,9 @@ public final class ScoreEvaluator {
     public private(set) var evaluationSeconds = 0.0
     public private(set) var macsRun = 0.0
     public private(set) var macsWhole = 0.0
+    /// Seconds of sweep evaluations by phase: compiling suffix plans, copying weights and
+    /// cut activations into them, running them, and scoring their outputs.
+    public private(set) var phaseSeconds: [String: Double] = [:]
 
     private let reference: [Float]
     private let referenceClasses: [Int]?
@@ -141,6 +144,67 @@ public final class ScoreEvaluator {
         case .whole:
             return try run(candidate, inputs: inputs, shouldStop: shouldStop)
         }
+    }
+
+    /// Scores every variant of a layer sweep (in order). With a template, the changed suffix
+    /// is compiled once and each variant only supplies its weights (see `PatchedSuffix`); a
+    /// variant without weights is the unchanged model (the baseline); without a template each
+    /// variant's graph is evaluated on its own. `progress` is called after each variant.
+    public func evaluate(_ sweep: LayerSweep, shouldStop: () -> Bool = { false },
+                         progress: (Int) -> Void = { _ in }) throws -> [ScoreValues] {
+        let clock = ContinuousClock()
+        var suffix: PatchedSuffix?
+        var compileSeconds = 0.0
+        if suffixEvaluation, let template = sweep.template, sweep.variants.contains(where: { $0.weights != nil }) {
+            let start = clock.now
+            suffix = try PatchedSuffix(template: template, base: graph, patched: Set(sweep.patched), output: outputName,
+                                       analysis: analysis, batchMajor: batchMajor, store: store, batchSize: batchSize)
+            phaseSeconds["suffix setup (cut, reference activations)", default: 0] += seconds(clock.now - start)
+            try suffix?.prepare()
+            compileSeconds = seconds(clock.now - start)
+        }
+        var results: [ScoreValues] = []
+        var scoringSeconds = 0.0
+        for (index, variant) in sweep.variants.enumerated() {
+            if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
+            if let weights = variant.weights, let suffix {
+                let start = clock.now
+                var accumulator = ScoreAccumulator()
+                try suffix.run(weights: weights, shouldStop: shouldStop) { batch, plan in
+                    guard let info = plan.info(outputName), let buffer = plan.outputBuffer(outputName),
+                          info.count == batch.count * width else {
+                        throw WhittleError(.shapeMismatch, "output '\(outputName)'",
+                                           "the compressed model's output no longer has \(width) values per sample")
+                    }
+                    let scoreStart = clock.now
+                    accumulator.add(output: UnsafeBufferPointer(rebasing: buffer[0..<info.count]), first: batch.lowerBound,
+                                    rows: batch.count, width: width, reference: reference,
+                                    referenceClasses: referenceClasses, labels: labels)
+                    scoringSeconds += seconds(clock.now - scoreStart)
+                }
+                results.append(accumulator.values(classification: referenceClasses != nil, labelled: labels != nil))
+                evaluations += 1
+                // The suffix's compilation is shared by the variants: each carries its share.
+                evaluationSeconds += seconds(clock.now - start) + compileSeconds / Double(sweep.variants.count)
+                macsRun += suffix.macsPerSample
+                macsWhole += Double(modelMACs)
+            } else if variant.weights == nil {
+                evaluations += 1
+                evaluationSeconds += compileSeconds / Double(sweep.variants.count)
+                macsWhole += Double(modelMACs)
+                results.append(baseline)
+            } else {
+                results.append(try evaluate(variant.graph, shouldStop: shouldStop))
+            }
+            progress(index)
+        }
+        if let suffix {
+            phaseSeconds["input copy", default: 0] += suffix.copySeconds
+            phaseSeconds["suffix run", default: 0] += suffix.runSeconds
+            phaseSeconds["suffix compile", default: 0] += suffix.compileSeconds
+        }
+        phaseSeconds["scoring", default: 0] += scoringSeconds
+        return results
     }
 
     private func run(_ model: Graph, inputs: [String: Tensor], shouldStop: () -> Bool) throws -> ScoreValues {
