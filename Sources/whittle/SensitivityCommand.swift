@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WhittleCompress
+import WhittleEngine
 import WhittleIO
 
 /// Options shared by `compress` and `sensitivity`: data, scheme, candidates, metric, cache.
@@ -82,6 +83,8 @@ struct SelectionOptions: ParsableArguments {
         var dataset = try loadDataset(data, for: graph)
         dataset = dataset.subset(first: min(evalSamples, dataset.sampleCount))
         let evaluator = try ScoreEvaluator(graph: graph, inputs: dataset.inputs, labels: dataset.labels, batchSize: batch)
+        // Nothing else runs the engine in this process: score a row's ratios one per thread.
+        evaluator.parallelVariants = EngineThreads.count
         return (evaluator, dataset)
     }
 

@@ -109,6 +109,28 @@ struct LayerSweepTests {
         try check(graph, layer: layer.layer, technique: .spatialSVD, ratios: ratios, options: plain, evaluation: evaluation)
     }
 
+    @Test("variants scored concurrently (one engine thread each) score as when scored one by one")
+    func concurrentVariants() throws {
+        let graph = try Fixture.model("digits-mobilenet")
+        let calibration = try Fixture.data("digits-calib", first: 32).inputs
+        let evaluation = try Fixture.data("digits-test", first: 24).inputs
+        let layer = try #require(try Compressor.eligibility(of: graph, technique: .channelPruning).first(where: \.eligible))
+        let sweep = try Compressor.sweep(graph, layer: layer.layer, technique: .channelPruning, ratios: [0.2, 0.4, 0.6, 0.8],
+                                         options: CompressionOptions(reconstructionInputs: calibration, batchSize: 16), job: .silent)
+        let sequential = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        let concurrent = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        concurrent.parallelVariants = 2
+        let threads = EngineThreads.count
+        let one = try sequential.evaluate(sweep)
+        let two = try concurrent.evaluate(sweep)
+        #expect(EngineThreads.count == threads)
+        #expect(concurrent.evaluations == 4)
+        for (a, b) in zip(one, two) {
+            #expect(a.agreement == b.agreement)
+            #expect(abs(a.sqnr - b.sqnr) < 0.01 || min(a.sqnr, b.sqnr) > 100, "\(a.sqnr) vs \(b.sqnr)")
+        }
+    }
+
     @Test("a ratio that keeps every channel leaves the model unchanged and scores the baseline")
     func unchangedVariant() throws {
         let graph = ResidualPruningTests.residualGraph()

@@ -24,6 +24,7 @@ final class PatchedSuffix {
     private(set) var compileSeconds = 0.0
     private(set) var copySeconds = 0.0
     private(set) var runSeconds = 0.0
+    private(set) var scoreSeconds = 0.0
 
     private let graph: Graph
     private let activations: [String: Tensor]
@@ -92,6 +93,14 @@ final class PatchedSuffix {
         compileSeconds += seconds(clock.now - start)
         plans[size] = plan
         return plan
+    }
+
+    /// Runs `body`, adding its time to `scoreSeconds`.
+    func timeScoring(_ body: () -> Void) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        body()
+        scoreSeconds += seconds(clock.now - start)
     }
 
     /// Compiles the plans every run needs (so that their cost is not counted as running).
