@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WhittleEngine
 
 /// One layer compressed to several ratios at once (a row of a score table), sharing the work
@@ -43,8 +44,8 @@ public struct LayerSweep: Sendable {
     public var template: Graph?
     public var patched: [String]
     public var variants: [Variant]
-    /// Seconds by phase ("whitening+SVD", "channel order", "reconstruction runs",
-    /// "Gram matrices", "solves", "graph edits").
+    /// Seconds by phase (whitening and SVD, channel order, reconstruction runs, Gram
+    /// matrices, solves, graph edits); phases marked "thread-s" add up concurrent threads.
     public var seconds: [String: Double]
 }
 
@@ -80,6 +81,7 @@ extension Compressor {
         if let data = options.reconstructionInputs, options.activations == nil {
             options.activations = try ActivationSource(graph: graph, inputs: data, batchSize: options.batchSize)
         }
+        let computedBefore = options.activations?.store.computeSeconds ?? 0
         let sweeper = Sweeper(graph: graph, analysis: analysis, technique: technique, ratios: ratios, options: options, job: job)
         let macs = CostModel.analyze(analysis).layers.first { $0.name == layer }?.macs ?? 0
         let result: LayerSweep?
@@ -93,7 +95,12 @@ extension Compressor {
             let (perRank, maxRank) = SVDSplitting.gemmCost(gemm)
             result = try sweeper.split(.gemm(gemm), macs: macs, perRank: perRank, maxRank: maxRank)
         }
-        if let result { return result }
+        if var result {
+            if let store = options.activations?.store {
+                result.seconds["reference activations (calibration set)"] = store.computeSeconds - computedBefore
+            }
+            return result
+        }
         // No shared form (e.g. a tensor the reconstruction needs is not batch-major): one
         // compression per ratio, scored one by one.
         let start = ContinuousClock.now
@@ -203,16 +210,23 @@ private struct Sweeper {
                     solved = try sharedSolutions(unit: unit, inputs: inputs, targets: targets, prior: prior, keeps: keeps,
                                                  variants: changed, images: source.sampleCount)
                 case .suffix:
-                    guard let run = try timed("reconstruction runs", {
-                        try PatchedSuffix(template: template, base: graph, patched: Set(patched), output: unit.source,
-                                          analysis: source.analysis, batchMajor: source.batchMajor, store: source.store,
-                                          batchSize: source.batchSize)
-                    }) else { return nil }
-                    for variant in changed {
-                        guard let keep = keeps[variant] else { continue }
+                    // One compiled run per worker; the variants' refits are independent.
+                    let workers = max(1, min(options.parallelVariants, changed.count))
+                    var runs: [PatchedSuffix] = []
+                    for _ in 0..<workers {
+                        guard let run = try timed("reconstruction: reference activations and compile", {
+                            try PatchedSuffix(template: template, base: graph, patched: Set(patched), output: unit.source,
+                                              analysis: source.analysis, batchMajor: source.batchMajor, store: source.store,
+                                              batchSize: source.batchSize)
+                        }) else { return nil }
+                        runs.append(run)
+                    }
+                    let current = masked
+                    solved = try VariantWorkers.run(changed, workers: workers) { worker, variant in
+                        guard let keep = keeps[variant] else { throw WhittleError(.invalidModel, "sweep", "variant \(variant) keeps every channel") }
                         try job.checkCancellation("reconstruction")
-                        solved[variant] = try ownSolution(unit: unit, run: run, weights: masked[variant], targets: targets,
-                                                          prior: prior, keep: keep, images: source.sampleCount)
+                        return try ownSolution(unit: unit, run: runs[worker], weights: current[variant], targets: targets,
+                                               prior: prior, keep: keep, images: source.sampleCount)
                     }
                 }
             }
@@ -326,7 +340,7 @@ private struct Sweeper {
         let rows = images * (picks.first?.count ?? 0)
         var x = [Float](repeating: 0, count: rows * columns)
         var row = 0
-        try timed("reconstruction runs") {
+        try timed("reconstruction: co-reader runs, thread-s") {
             try run.run(weights: weights, shouldStop: { job.isCancelled }) { batch, plan in
                 guard let buffer = plan.outputBuffer(unit.source), let info = plan.info(unit.source) else {
                     throw WhittleError(.invalidModel, "tensor '\(unit.source)'", "not readable during reconstruction")
@@ -344,10 +358,10 @@ private struct Sweeper {
         var subset: [Int] = []
         for c in keep { subset.append(contentsOf: (c * area)..<((c + 1) * area)) }
         if unit.hasBias { subset.append(unit.patch) }
-        let equations = try timed("Gram matrices") {
+        let equations = try timed("reconstruction: co-reader Gram matrices and solves, thread-s") {
             try NormalEquations(x: x, y: y, rows: rows, columns: columns, outputs: unit.outChannels)
         }
-        return try timed("solves") {
+        return try timed("reconstruction: co-reader Gram matrices and solves, thread-s") {
             let solution = try equations.solve(subset: Array(0..<columns), prior: selectRows(of: prior, subset, width: unit.outChannels),
                                                ridge: Reconstruction.ridge)
             return layout(solution, outChannels: unit.outChannels, inputs: keep.count, area: area, hasBias: unit.hasBias)
@@ -439,7 +453,7 @@ private struct Sweeper {
                 xs[perImage] = [Float](repeating: 0, count: images * perImage * second.columns)
                 rowsDone[perImage] = 0
             }
-            try timed("reconstruction runs") {
+            try timed("reconstruction: SVD first-factor run") {
                 let runner = try BatchRunner(graph: run.graph, batchSize: options.batchSize)
                 try runner.forEachBatch(inputs: run.inputs, shouldStop: { job.isCancelled }) { batch, plan in
                     guard let buffer = plan.outputBuffer(second.source), let info = plan.info(second.source) else {
@@ -548,14 +562,20 @@ private struct Sweeper {
     }
 }
 
-/// Wall-clock seconds accumulated by named phase.
-final class PhaseTimer {
-    private(set) var seconds: [String: Double] = [:]
-    private let clock = ContinuousClock()
+/// Wall-clock seconds accumulated by named phase (thread-safe: phases timed on several
+/// threads at once add up their threads' seconds).
+final class PhaseTimer: Sendable {
+    private let totals = Mutex<[String: Double]>([:])
+
+    var seconds: [String: Double] { totals.withLock { $0 } }
 
     func time<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        let clock = ContinuousClock()
         let start = clock.now
-        defer { seconds[phase, default: 0] += WhittleCompress.seconds(clock.now - start) }
+        defer {
+            let elapsed = WhittleCompress.seconds(clock.now - start)
+            totals.withLock { $0[phase, default: 0] += elapsed }
+        }
         return try body()
     }
 }

@@ -100,7 +100,9 @@ struct SelectionOptions: ParsableArguments {
             let calibration = try loadDataset(calibrationData, for: graph)
             inputs = calibration.subset(first: min(calibrationSamples, calibration.sampleCount)).inputs
         }
-        return CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: inputs, batchSize: batch)
+        var options = CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: inputs, batchSize: batch)
+        options.parallelVariants = EngineThreads.count
+        return options
     }
 }
 

@@ -85,6 +85,14 @@ struct LayerSweepTests {
                   options: CompressionOptions(reconstructionInputs: calibration, batchSize: 8), evaluation: evaluation)
         try check(graph, layer: "e2", technique: .channelPruning, ratios: ratios, options: CompressionOptions(),
                   evaluation: evaluation, tolerance: 1e-5)
+        // The co-reader's per-ratio refits on two threads at once give the same graphs.
+        var options = CompressionOptions(reconstructionInputs: calibration, batchSize: 8)
+        let sequential = try Compressor.sweep(graph, layer: "e2", technique: .channelPruning, ratios: ratios, options: options, job: .silent)
+        options.parallelVariants = 2
+        let concurrent = try Compressor.sweep(graph, layer: "e2", technique: .channelPruning, ratios: ratios, options: options, job: .silent)
+        for (a, b) in zip(sequential.variants, concurrent.variants) {
+            #expect(Fixture.relativeError(try Fixture.run(b.graph, evaluation), try Fixture.run(a.graph, evaluation)) < 1e-5)
+        }
     }
 
     @Test("channel pruning and SVD sweeps of the sample models match one compression per ratio",

@@ -112,8 +112,9 @@ final class ActivationStore {
     private let inputNames: Set<String>
     private var lastUse: [String: Int] = [:]
     private var clock = 0
-    /// Nodes run so far computing activations (for statistics).
+    /// Nodes run so far computing activations, and the seconds it took (for statistics).
     private(set) var nodesRun = 0
+    private(set) var computeSeconds = 0.0
 
     init(graph: Graph, analysis: GraphAnalysis, inputs: [String: Tensor], batchSize: Int, budgetFloats: Int) {
         self.graph = graph
@@ -142,6 +143,9 @@ final class ActivationStore {
     }
 
     private func compute(_ names: [String]) throws {
+        let timer = ContinuousClock()
+        let start = timer.now
+        defer { computeSeconds += seconds(timer.now - start) }
         var producer: [String: Int] = [:]
         for (index, node) in graph.nodes.enumerated() { for name in node.outputs where !name.isEmpty { producer[name] = index } }
         var needed = Set<Int>()

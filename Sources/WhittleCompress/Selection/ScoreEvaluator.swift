@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import WhittleEngine
 
 /// Scores compressed variants of one float model on a fixed evaluation set.
@@ -163,7 +162,7 @@ public final class ScoreEvaluator {
     ///
     /// With `parallelVariants` n > 1 the variants are scored n at a time, each with its own
     /// plans on one engine thread (see `parallelVariants`).
-    public func evaluate(_ sweep: LayerSweep, shouldStop: @escaping @Sendable () -> Bool = { false },
+    public func evaluate(_ sweep: LayerSweep, shouldStop: () -> Bool = { false },
                          progress: (Int) -> Void = { _ in }) throws -> [ScoreValues] {
         let clock = ContinuousClock()
         let changed = sweep.variants.indices.filter { sweep.variants[$0].weights != nil }
@@ -171,6 +170,8 @@ public final class ScoreEvaluator {
         var setupSeconds = 0.0
         if suffixEvaluation, let template = sweep.template, !changed.isEmpty {
             let start = clock.now
+            let computedBefore = store.computeSeconds
+            defer { phaseSeconds["reference activations", default: 0] += store.computeSeconds - computedBefore }
             let workers = max(1, min(parallelVariants, changed.count))
             for _ in 0..<workers {
                 guard let suffix = try PatchedSuffix(template: template, base: graph, patched: Set(sweep.patched), output: outputName,
@@ -180,33 +181,18 @@ public final class ScoreEvaluator {
                 suffixes.append(suffix)
             }
             setupSeconds = seconds(clock.now - start)
-            phaseSeconds["suffix setup and compile", default: 0] += setupSeconds
+            phaseSeconds["suffix setup and compile (with reference activations)", default: 0] += setupSeconds
         }
         let scoring = Scoring(outputName: outputName, width: width, reference: reference, referenceClasses: referenceClasses,
                               labels: labels)
         var results = [ScoreValues?](repeating: nil, count: sweep.variants.count)
         let runStart = clock.now
         if suffixes.count > 1 {
-            // Each worker takes the next variant; the engine runs single-threaded meanwhile.
-            let previousThreads = EngineThreads.count
-            EngineThreads.set(1)
-            defer { EngineThreads.set(previousThreads) }
-            let next = Atomic<Int>(0)
-            let collected = Mutex<[Int: Result<ScoreValues, Error>]>([:])
-            let box = UncheckedSendableBox((suffixes, sweep.variants))
-            DispatchQueue.concurrentPerform(iterations: suffixes.count) { worker in
-                let (suffixes, variants) = box.value
-                while true {
-                    let slot = next.add(1, ordering: .relaxed).oldValue
-                    guard slot < changed.count else { return }
-                    let index = changed[slot]
-                    guard let weights = variants[index].weights else { continue }
-                    let result = Result { try scoring.score(suffixes[worker], weights: weights, shouldStop: shouldStop) }
-                    collected.withLock { $0[index] = result }
-                    if case .failure = result { next.store(changed.count, ordering: .relaxed) }
-                }
+            let scored = try VariantWorkers.run(changed, workers: suffixes.count) { worker, index in
+                guard let weights = sweep.variants[index].weights else { return baseline }
+                return try scoring.score(suffixes[worker], weights: weights, shouldStop: shouldStop)
             }
-            for (index, result) in collected.withLock({ $0 }) { results[index] = try result.get() }
+            for (index, value) in scored { results[index] = value }
         } else if let suffix = suffixes.first {
             for index in changed {
                 guard let weights = sweep.variants[index].weights else { continue }
