@@ -214,11 +214,19 @@ private struct Sweeper {
                     let workers = max(1, min(options.parallelVariants, changed.count))
                     var runs: [PatchedSuffix] = []
                     for _ in 0..<workers {
-                        guard let run = try timed("reconstruction: reference activations and compile", {
-                            try PatchedSuffix(template: template, base: graph, patched: Set(patched), output: unit.source,
-                                              analysis: source.analysis, batchMajor: source.batchMajor, store: source.store,
-                                              batchSize: source.batchSize)
-                        }) else { return nil }
+                        let run: PatchedSuffix?
+                        do {
+                            run = try timed("reconstruction: reference activations and compile") {
+                                let run = try PatchedSuffix(template: template, base: graph, patched: Set(patched), output: unit.source,
+                                                            analysis: source.analysis, batchMajor: source.batchMajor,
+                                                            store: source.store, batchSize: source.batchSize)
+                                try run?.prepare()
+                                return run
+                            }
+                        } catch let error as WhittleError where error.kind != .cancelled {
+                            return nil  // no compile with weights as inputs: one compression per ratio instead
+                        }
+                        guard let run else { return nil }
                         runs.append(run)
                     }
                     let current = masked

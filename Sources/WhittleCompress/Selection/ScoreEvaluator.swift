@@ -173,12 +173,18 @@ public final class ScoreEvaluator {
             let computedBefore = store.computeSeconds
             defer { phaseSeconds["reference activations", default: 0] += store.computeSeconds - computedBefore }
             let workers = max(1, min(parallelVariants, changed.count))
-            for _ in 0..<workers {
-                guard let suffix = try PatchedSuffix(template: template, base: graph, patched: Set(sweep.patched), output: outputName,
-                                                     analysis: analysis, batchMajor: batchMajor, store: store,
-                                                     batchSize: batchSize) else { break }
-                try suffix.prepare()
-                suffixes.append(suffix)
+            do {
+                for _ in 0..<workers {
+                    guard let suffix = try PatchedSuffix(template: template, base: graph, patched: Set(sweep.patched),
+                                                         output: outputName, analysis: analysis, batchMajor: batchMajor,
+                                                         store: store, batchSize: batchSize) else { break }
+                    try suffix.prepare()
+                    suffixes.append(suffix)
+                }
+            } catch let error as WhittleError where error.kind != .cancelled {
+                // The suffix does not compile with its weights as inputs (e.g. a kernel that needs
+                // constant weights): score each variant's own graph, which reports any real fault.
+                suffixes = []
             }
             setupSeconds = seconds(clock.now - start)
             phaseSeconds["suffix setup and compile (with reference activations)", default: 0] += setupSeconds
