@@ -70,6 +70,10 @@ public struct CompressionOptions: Sendable {
     /// reconstruction runs only the changed part of the graph (see `ActivationSource`).
     /// Must have been built for that graph and those inputs.
     public var activations: ActivationSource?
+    /// Ratios of a layer sweep (`Compressor.sweep`) whose reconstruction passes run at the
+    /// same time, each on one engine thread (see `VariantWorkers`; set above 1 only when
+    /// nothing else uses the engine meanwhile).
+    public var parallelVariants: Int = 1
 
     public init(rankMultiplicity: Int = 1, reconstructionInputs: [String: Tensor]? = nil, batchSize: Int = 32,
                 reconstructSVD: Bool = true) {

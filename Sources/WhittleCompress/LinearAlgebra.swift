@@ -98,3 +98,98 @@ enum LinearAlgebra {
         return solution
     }
 }
+
+/// The normal equations of a least-squares system X W ≈ Y, accumulated once in double
+/// precision, from which the ridge solution over any subset S of X's columns is a single
+/// Cholesky solve of a sub-block:
+///
+///   (X_Sᵀ X_S + λ I) W = X_Sᵀ Y + λ·prior,   λ = ridge · mean_{j∈S} ‖X_j‖²,
+///
+/// the minimiser of ‖X_S W − Y‖² + λ‖W − prior‖² — the same problem (and the same λ) as
+/// `LinearAlgebra.ridgeLeastSquares`, which solves it by QR (`sgels`) on the stacked system.
+///
+/// Why normal equations here: a score table refits one layer at up to N-1 ratios whose
+/// systems differ only in which columns are kept (the channels kept by magnitude are
+/// nested, and so are the ranks of an SVD), so one Gram matrix serves every ratio and each
+/// solve costs O(|S|³/3 + |S|²·outputs) instead of a QR of the whole (rows + |S|) x |S|
+/// system. Conditioning: forming XᵀX squares the condition number, which float32 could not
+/// afford, so the Gram matrix is accumulated and factored in float64 (products of two floats
+/// are exact in double). The ridge bounds it: with λ = ridge · trace(G_S)/|S| and G_S's
+/// largest eigenvalue at most its trace, cond(G_S + λI) ≤ 1 + |S|/ridge (about 1e7 for 1,000
+/// columns at ridge 1e-4), so the double-precision Cholesky factor carries a relative error
+/// of about cond · 1e-16 ≈ 1e-9 — below the float32 QR's own rounding (about
+/// cond(X_S) · 6e-8), from which the solutions then differ by float noise only.
+struct NormalEquations {
+    let columns: Int
+    let outputs: Int
+    let rows: Int
+    /// XᵀX, row-major columns x columns (both triangles filled).
+    private(set) var gram: [Double]
+    /// XᵀY, row-major columns x outputs.
+    private(set) var cross: [Double]
+
+    /// Accumulates XᵀX and XᵀY of row-major `x` (rows x columns) and `y` (rows x outputs).
+    init(x: [Float], y: [Float], rows: Int, columns: Int, outputs: Int) throws {
+        guard rows > 0, columns > 0, outputs > 0, x.count == rows * columns, y.count == rows * outputs else {
+            throw WhittleError(.numerical, "least squares", "mis-sized system")
+        }
+        self.rows = rows
+        self.columns = columns
+        self.outputs = outputs
+        let xd = x.map(Double.init)
+        let yd = y.map(Double.init)
+        var gram = [Double](repeating: 0, count: columns * columns)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(rows), 1, xd, Int32(columns),
+                    0, &gram, Int32(columns))
+        for r in 0..<columns {
+            for c in 0..<r { gram[r * columns + c] = gram[c * columns + r] }
+        }
+        var cross = [Double](repeating: 0, count: columns * outputs)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(columns), Int32(outputs), Int32(rows), 1,
+                    xd, Int32(columns), yd, Int32(outputs), 0, &cross, Int32(outputs))
+        self.gram = gram
+        self.cross = cross
+    }
+
+    /// The ridge solution over columns `subset` (indices into X's columns, in the order the
+    /// solution's rows should have): row-major `subset.count x outputs`. `prior` is laid out
+    /// the same way.
+    func solve(subset: [Int], prior: [Float], ridge: Float) throws -> [Float] {
+        let n = subset.count
+        guard n > 0, prior.count == n * outputs, subset.allSatisfy({ $0 >= 0 && $0 < columns }) else {
+            throw WhittleError(.numerical, "least squares", "mis-sized column subset")
+        }
+        var meanSquare = 0.0
+        for column in subset { meanSquare += gram[column * columns + column] }
+        meanSquare /= Double(n)
+        let lambda = Double(Float(Double(ridge) * max(meanSquare, 1e-12)))
+        // Column-major n x n (symmetric, so the row-major sub-block is the same matrix).
+        var a = [Double](repeating: 0, count: n * n)
+        for (i, row) in subset.enumerated() {
+            let base = row * columns
+            for (j, column) in subset.enumerated() { a[i * n + j] = gram[base + column] }
+            a[i * n + i] += lambda
+        }
+        // Right-hand side, column-major n x outputs.
+        var b = [Double](repeating: 0, count: n * outputs)
+        for (i, row) in subset.enumerated() {
+            for o in 0..<outputs { b[o * n + i] = cross[row * outputs + o] + lambda * Double(prior[i * outputs + o]) }
+        }
+        var order = Int32(n), lda = Int32(n), nrhs = Int32(outputs), info: Int32 = 0
+        dpotrf_("L", &order, &a, &lda, &info)
+        guard info == 0 else {
+            throw WhittleError(.numerical, "least squares", info > 0 ? "normal equations are not positive definite (column \(info))"
+                               : "dpotrf rejected argument \(-info)")
+        }
+        dpotrs_("L", &order, &nrhs, a, &lda, &b, &lda, &info)
+        guard info == 0 else { throw WhittleError(.numerical, "least squares", "dpotrs rejected argument \(-info)") }
+        var solution = [Float](repeating: 0, count: n * outputs)
+        for i in 0..<n {
+            for o in 0..<outputs { solution[i * outputs + o] = Float(b[o * n + i]) }
+        }
+        guard solution.allSatisfy(\.isFinite) else {
+            throw WhittleError(.numerical, "least squares", "solution is not finite")
+        }
+        return solution
+    }
+}

@@ -49,22 +49,45 @@ enum SVDSplitting {
     /// the truncation minimises the output error on that data instead of the weight error.
     static func splitConv(_ editor: inout GraphEditor, layer: ConvLayer, technique: CompressionTechnique,
                           rank: Int, whitening: SVDWhitening? = nil) throws -> [String] {
+        try splitConv(&editor, layer: layer, technique: technique, rank: rank,
+                      decomposition: decompose(layer, technique: technique, whitening: whitening))
+    }
+
+    /// The (whitened) SVD a Conv's split truncates: of M[(c, i), (o, j)] = W[o, c, i, j]
+    /// ((m·kh) x (n·kw)) for spatial SVD, of M[c, (o, i, j)] (m x (n·kh·kw)) for weight SVD.
+    static func decompose(_ layer: ConvLayer, technique: CompressionTechnique,
+                          whitening: SVDWhitening?) throws -> SVDWhitening.Decomposition {
         let n = layer.outChannels, m = layer.inChannels
         let (kh, kw) = layer.kernel
         let w = layer.weight.floats
-        let name = layer.node.name
-        var first: [Float], second: [Float], firstShape: [Int], secondShape: [Int]
-        var firstAttributes: [String: Attribute], secondAttributes: [String: Attribute]
-        let p = layer.pads
         if technique == .spatialSVD {
-            // M[(c, i), (o, j)] = W[o, c, i, j], (m·kh) x (n·kw).
             let rows = m * kh, cols = n * kw
             var matrix = [Float](repeating: 0, count: rows * cols)
             for o in 0..<n { for c in 0..<m { for i in 0..<kh { for j in 0..<kw {
                 matrix[(c * kh + i) * cols + o * kw + j] = w[((o * m + c) * kh + i) * kw + j]
             } } } }
-            let (left, right) = try SVDWhitening.factors(matrix, rows: rows, cols: cols, rank: rank,
-                                                         whitening: whitening, leftPower: 0.5)
+            return try SVDWhitening.Decomposition(matrix, rows: rows, cols: cols, whitening: whitening, leftPower: 0.5)
+        }
+        let rows = m, cols = n * kh * kw
+        var matrix = [Float](repeating: 0, count: rows * cols)
+        for o in 0..<n { for c in 0..<m { for t in 0..<(kh * kw) {
+            matrix[c * cols + o * kh * kw + t] = w[(o * m + c) * kh * kw + t]
+        } } }
+        return try SVDWhitening.Decomposition(matrix, rows: rows, cols: cols, whitening: whitening, leftPower: 0)
+    }
+
+    /// `splitConv` with the rank-`rank` factors of a decomposition from `decompose`.
+    static func splitConv(_ editor: inout GraphEditor, layer: ConvLayer, technique: CompressionTechnique,
+                          rank: Int, decomposition: SVDWhitening.Decomposition) throws -> [String] {
+        let n = layer.outChannels, m = layer.inChannels
+        let (kh, kw) = layer.kernel
+        let name = layer.node.name
+        var first: [Float], second: [Float], firstShape: [Int], secondShape: [Int]
+        var firstAttributes: [String: Attribute], secondAttributes: [String: Attribute]
+        let p = layer.pads
+        let (left, right) = decomposition.factors(rank: rank)
+        if technique == .spatialSVD {
+            let cols = n * kw
             first = [Float](repeating: 0, count: rank * m * kh)
             second = [Float](repeating: 0, count: n * rank * kw)
             for r in 0..<rank {
@@ -78,14 +101,7 @@ enum SVDSplitting {
             secondAttributes = ConvLayer.attributes(kernel: (1, kw), strides: (1, layer.strides.w),
                                                     dilations: (1, layer.dilations.w), pads: (0, p.left, 0, p.right))
         } else {
-            // M[c, (o, i, j)] = W[o, c, i, j], m x (n·kh·kw).
-            let rows = m, cols = n * kh * kw
-            var matrix = [Float](repeating: 0, count: rows * cols)
-            for o in 0..<n { for c in 0..<m { for t in 0..<(kh * kw) {
-                matrix[c * cols + o * kh * kw + t] = w[(o * m + c) * kh * kw + t]
-            } } }
-            let (left, right) = try SVDWhitening.factors(matrix, rows: rows, cols: cols, rank: rank,
-                                                         whitening: whitening, leftPower: 0)
+            let cols = n * kh * kw
             first = [Float](repeating: 0, count: rank * m)
             second = [Float](repeating: 0, count: n * rank * kh * kw)
             for r in 0..<rank {
@@ -121,9 +137,22 @@ enum SVDSplitting {
     /// `whitening` as for `splitConv`, on the Gemm's input features.
     static func splitGemm(_ editor: inout GraphEditor, layer: GemmLayer, technique: CompressionTechnique,
                           rank: Int, whitening: SVDWhitening? = nil) throws -> [String] {
+        try splitGemm(&editor, layer: layer, technique: technique, rank: rank,
+                      decomposition: decompose(layer, technique: technique, whitening: whitening))
+    }
+
+    /// The (whitened) SVD of a Gemm's B' [K, N_out] that its split truncates.
+    static func decompose(_ layer: GemmLayer, technique: CompressionTechnique,
+                          whitening: SVDWhitening?) throws -> SVDWhitening.Decomposition {
+        try SVDWhitening.Decomposition(layer.weight, rows: layer.inFeatures, cols: layer.outFeatures, whitening: whitening,
+                                       leftPower: technique == .weightSVD ? 0 : 0.5)
+    }
+
+    /// `splitGemm` with the rank-`rank` factors of a decomposition from `decompose`.
+    static func splitGemm(_ editor: inout GraphEditor, layer: GemmLayer, technique: CompressionTechnique,
+                          rank: Int, decomposition: SVDWhitening.Decomposition) throws -> [String] {
         let k = layer.inFeatures, n = layer.outFeatures
-        let (first, second) = try SVDWhitening.factors(layer.weight, rows: k, cols: n, rank: rank, whitening: whitening,
-                                                       leftPower: technique == .weightSVD ? 0 : 0.5)
+        let (first, second) = decomposition.factors(rank: rank)
         let name = layer.node.name
         let firstName = editor.freshName(name + "_svd_a")
         let secondName = editor.freshName(name + "_svd_b")

@@ -120,31 +120,56 @@ struct SVDWhitening: Sendable {
     /// Without whitening this is the plain truncated SVD.
     static func factors(_ matrix: [Float], rows: Int, cols: Int, rank: Int, whitening: SVDWhitening?,
                         leftPower: Float) throws -> (left: [Float], right: [Float]) {
-        var target = matrix
-        if let whitening {
-            guard whitening.dimension == rows else {
-                throw WhittleError(.numerical, "SVD whitening", "dimension \(whitening.dimension) does not match \(rows) rows")
+        try Decomposition(matrix, rows: rows, cols: cols, whitening: whitening, leftPower: leftPower).factors(rank: rank)
+    }
+
+    /// The (whitened) SVD of a weight matrix, computed once, from which the factors of every
+    /// rank are read (a score table asks for several ranks of the same layer).
+    struct Decomposition: Sendable {
+        var rows: Int
+        var cols: Int
+        var leftPower: Float
+        private var u: [Float]
+        private var s: [Float]
+        private var vt: [Float]
+        private var inverse: [Float]?
+
+        /// SVD of S·M (S the whitening's forward matrix; M itself without whitening).
+        init(_ matrix: [Float], rows: Int, cols: Int, whitening: SVDWhitening?, leftPower: Float) throws {
+            var target = matrix
+            if let whitening {
+                guard whitening.dimension == rows else {
+                    throw WhittleError(.numerical, "SVD whitening", "dimension \(whitening.dimension) does not match \(rows) rows")
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(cols), Int32(rows), 1,
+                            whitening.forward, Int32(rows), matrix, Int32(cols), 0, &target, Int32(cols))
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(cols), Int32(rows), 1,
-                        whitening.forward, Int32(rows), matrix, Int32(cols), 0, &target, Int32(cols))
+            (u, s, vt) = try LinearAlgebra.svd(target, rows: rows, cols: cols)
+            self.rows = rows
+            self.cols = cols
+            self.leftPower = leftPower
+            inverse = whitening?.inverse
         }
-        let (u, s, vt) = try LinearAlgebra.svd(target, rows: rows, cols: cols)
-        let full = min(rows, cols)
-        var left = [Float](repeating: 0, count: rows * rank)
-        var right = [Float](repeating: 0, count: rank * cols)
-        for r in 0..<min(rank, full) {
-            let sigma = max(s[r], 0)
-            let leftScale = leftPower == 0 ? 1 : (leftPower == 1 ? sigma : sigma.squareRoot())
-            let rightScale = leftPower == 0 ? sigma : (leftPower == 1 ? 1 : sigma.squareRoot())
-            for row in 0..<rows { left[row * rank + r] = u[row * full + r] * leftScale }
-            for column in 0..<cols { right[r * cols + column] = rightScale * vt[r * cols + column] }
+
+        /// Rank-`rank` factors: `left` rows x rank and `right` rank x cols, row-major.
+        func factors(rank: Int) -> (left: [Float], right: [Float]) {
+            let full = min(rows, cols)
+            var left = [Float](repeating: 0, count: rows * rank)
+            var right = [Float](repeating: 0, count: rank * cols)
+            for r in 0..<min(rank, full) {
+                let sigma = max(s[r], 0)
+                let leftScale = leftPower == 0 ? 1 : (leftPower == 1 ? sigma : sigma.squareRoot())
+                let rightScale = leftPower == 0 ? sigma : (leftPower == 1 ? 1 : sigma.squareRoot())
+                for row in 0..<rows { left[row * rank + r] = u[row * full + r] * leftScale }
+                for column in 0..<cols { right[r * cols + column] = rightScale * vt[r * cols + column] }
+            }
+            if let inverse {
+                var unwhitened = [Float](repeating: 0, count: rows * rank)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(rank), Int32(rows), 1,
+                            inverse, Int32(rows), left, Int32(rank), 0, &unwhitened, Int32(rank))
+                left = unwhitened
+            }
+            return (left, right)
         }
-        if let whitening {
-            var unwhitened = [Float](repeating: 0, count: rows * rank)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(rank), Int32(rows), 1,
-                        whitening.inverse, Int32(rows), left, Int32(rank), 0, &unwhitened, Int32(rank))
-            left = unwhitened
-        }
-        return (left, right)
     }
 }

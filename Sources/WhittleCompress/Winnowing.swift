@@ -87,6 +87,12 @@ enum Winnowing {
     /// Channel selection for several Convs reading the same channels (a residual stream):
     /// score_c sums Σ W[o, c, :, :]² over every reader.
     static func selectChannels(weights: [Tensor], count: Int) -> [Int] {
+        Array(channelOrder(weights: weights).prefix(count)).sorted()
+    }
+
+    /// Every input channel, highest score first (ties to the lower index): the channels kept
+    /// at any count are a prefix of this order, so the kept sets of several ratios are nested.
+    static func channelOrder(weights: [Tensor]) -> [Int] {
         let inChannels = weights.first?.shape[1] ?? 0
         var scores = [Double](repeating: 0, count: inChannels)
         for weight in weights where weight.shape.count >= 2 && weight.shape[1] == inChannels {
@@ -101,7 +107,6 @@ enum Winnowing {
                 }
             }
         }
-        let order = (0..<inChannels).sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        return Array(order.prefix(count)).sorted()
+        return (0..<inChannels).sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
     }
 }

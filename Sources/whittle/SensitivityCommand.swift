@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WhittleCompress
+import WhittleEngine
 import WhittleIO
 
 /// Options shared by `compress` and `sensitivity`: data, scheme, candidates, metric, cache.
@@ -82,6 +83,8 @@ struct SelectionOptions: ParsableArguments {
         var dataset = try loadDataset(data, for: graph)
         dataset = dataset.subset(first: min(evalSamples, dataset.sampleCount))
         let evaluator = try ScoreEvaluator(graph: graph, inputs: dataset.inputs, labels: dataset.labels, batchSize: batch)
+        // Nothing else runs the engine in this process: score a row's ratios one per thread.
+        evaluator.parallelVariants = EngineThreads.count
         return (evaluator, dataset)
     }
 
@@ -97,7 +100,9 @@ struct SelectionOptions: ParsableArguments {
             let calibration = try loadDataset(calibrationData, for: graph)
             inputs = calibration.subset(first: min(calibrationSamples, calibration.sampleCount)).inputs
         }
-        return CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: inputs, batchSize: batch)
+        var options = CompressionOptions(rankMultiplicity: rankMultiplicity, reconstructionInputs: inputs, batchSize: batch)
+        options.parallelVariants = EngineThreads.count
+        return options
     }
 }
 
@@ -171,4 +176,8 @@ func printTable(_ table: ScoreTable, metric: CompressionScore) {
                  stats.evaluations, stats.evaluationSeconds,
                  stats.evaluations > 0 ? stats.evaluationSeconds / Double(stats.evaluations) : 0,
                  stats.macShareRun * 100, stats.cacheHits, stats.compressionSeconds, stats.seconds))
+    if let phases = stats.phaseSeconds, !phases.isEmpty {
+        let parts = phases.sorted { $0.value > $1.value }.map { String(format: "%@ %.1f s", $0.key, $0.value) }
+        print("  time by phase: " + parts.joined(separator: ", "))
+    }
 }

@@ -14,20 +14,29 @@ import WhittleEngine
 public final class ActivationSource: @unchecked Sendable {
     let graph: Graph
     let sampleCount: Int
-    private let analysis: GraphAnalysis
-    private let batchMajor: Set<String>
-    private let store: ActivationStore
+    let analysis: GraphAnalysis
+    let batchMajor: Set<String>
+    let store: ActivationStore
+    let batchSize: Int
 
     /// Prepares the source for `graph` over `inputs` (activations are computed on demand and
     /// kept under `budgetBytes`, least recently used out first).
     public init(graph: Graph, inputs: [String: Tensor], batchSize: Int, budgetBytes: Int = 1 << 29) throws {
         self.graph = graph
+        self.batchSize = batchSize
         sampleCount = try BatchRunner(graph: graph, batchSize: batchSize).validate(inputs: inputs)
         analysis = try GraphAnalysis(graph: graph, batchSize: 1)
         let two = try GraphAnalysis(graph: graph, batchSize: 2)
         batchMajor = GraphCut.batchMajorTensors(one: analysis, two: two)
         store = ActivationStore(graph: graph, analysis: analysis, inputs: inputs, batchSize: batchSize,
                                 budgetFloats: max(1, budgetBytes / 4))
+    }
+
+    /// The reference graph's values of `tensor` over the source's inputs (batch along
+    /// dimension 0), or nil when it is not a batch-major run-time tensor.
+    func values(of tensor: String) throws -> Tensor? {
+        guard batchMajor.contains(tensor) else { return nil }
+        return try store.tensors([tensor])[tensor]
     }
 
     /// What to run to get `tensor` of `candidate` over the source's inputs: either the changed

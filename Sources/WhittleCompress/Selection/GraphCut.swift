@@ -112,8 +112,9 @@ final class ActivationStore {
     private let inputNames: Set<String>
     private var lastUse: [String: Int] = [:]
     private var clock = 0
-    /// Nodes run so far computing activations (for statistics).
+    /// Nodes run so far computing activations, and the seconds it took (for statistics).
     private(set) var nodesRun = 0
+    private(set) var computeSeconds = 0.0
 
     init(graph: Graph, analysis: GraphAnalysis, inputs: [String: Tensor], batchSize: Int, budgetFloats: Int) {
         self.graph = graph
@@ -142,6 +143,9 @@ final class ActivationStore {
     }
 
     private func compute(_ names: [String]) throws {
+        let timer = ContinuousClock()
+        let start = timer.now
+        defer { computeSeconds += seconds(timer.now - start) }
         var producer: [String: Int] = [:]
         for (index, node) in graph.nodes.enumerated() { for name in node.outputs where !name.isEmpty { producer[name] = index } }
         var needed = Set<Int>()
@@ -173,12 +177,33 @@ final class ActivationStore {
                            outputs: outputs, opsetVersion: graph.opsetVersion)
         let runner = try BatchRunner(graph: prefix, batchSize: batchSize,
                                      options: CompileOptions(preservedTensors: Set(names)))
-        let values = try runner.outputs(inputs: known.filter { sources.contains($0.key) })
+        let sourceValues = known.filter { sources.contains($0.key) }
+        let samples = try runner.validate(inputs: sourceValues)
+        // Each batch's outputs go straight to their place in one array per tensor.
+        var values: [String: [Float]] = [:]
+        var shapes: [String: [Int]] = [:]
+        try runner.forEachBatch(inputs: sourceValues) { batch, plan in
+            for name in names {
+                guard let buffer = plan.outputBuffer(name), let info = plan.info(name), info.rank >= 1,
+                      info.shape[0] == batch.count else {
+                    throw WhittleError(.invalidModel, "tensor '\(name)'", "has no batch dimension to collect")
+                }
+                let perSample = info.count / max(1, batch.count)
+                if values[name] == nil {
+                    values[name] = [Float](repeating: 0, count: perSample * samples)
+                    shapes[name] = [samples] + info.shape.dropFirst()
+                }
+                values[name]?.withUnsafeMutableBufferPointer { target in
+                    guard let destination = target.baseAddress, let source = buffer.baseAddress else { return }
+                    (destination + batch.lowerBound * perSample).update(from: source, count: info.count)
+                }
+            }
+        }
         for name in names {
-            guard let tensor = values[name] else {
+            guard let floats = values[name], let shape = shapes[name] else {
                 throw WhittleError(.invalidModel, "tensor '\(name)'", "was not computed")
             }
-            known[name] = tensor
+            known[name] = Tensor(shape: shape, floats: floats)
             lastUse[name] = clock
         }
     }

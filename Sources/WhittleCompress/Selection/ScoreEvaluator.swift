@@ -25,6 +25,14 @@ public final class ScoreEvaluator {
     public private(set) var baseline: ScoreValues
     /// Whether only changed suffixes are run (set false to always run whole graphs).
     public var suffixEvaluation = true
+    /// Variants of a layer sweep scored at the same time (`evaluate(_: LayerSweep)`), each with
+    /// its own plans on a single engine thread: `EngineThreads` is set to 1 while they run and
+    /// restored after, so set this above 1 only when nothing else uses the engine meanwhile
+    /// (the command line does; the workbench's jobs do not). Whole-sample-set passes stay
+    /// multi-threaded. On 2 cores a batch-32 EfficientNet-Lite0 run spends 40-90% more CPU
+    /// time with 2 engine threads than with 1 (spin-waiting between GEMMs and loops), which
+    /// concurrent single-threaded runs avoid.
+    public var parallelVariants = 1
 
     /// Evaluations run so far, their total seconds, and the MACs they ran relative to as
     /// many whole-model runs.
@@ -32,6 +40,9 @@ public final class ScoreEvaluator {
     public private(set) var evaluationSeconds = 0.0
     public private(set) var macsRun = 0.0
     public private(set) var macsWhole = 0.0
+    /// Seconds of sweep evaluations by phase: compiling suffix plans, copying weights and
+    /// cut activations into them, running them, and scoring their outputs.
+    public private(set) var phaseSeconds: [String: Double] = [:]
 
     private let reference: [Float]
     private let referenceClasses: [Int]?
@@ -140,6 +151,112 @@ public final class ScoreEvaluator {
             return try run(suffix.graph, inputs: activations, shouldStop: shouldStop)
         case .whole:
             return try run(candidate, inputs: inputs, shouldStop: shouldStop)
+        }
+    }
+
+    /// Scores every variant of a layer sweep (in order). With a template, the changed suffix
+    /// is compiled once and each variant only supplies its weights (see `PatchedSuffix`); a
+    /// variant without weights is the unchanged model (the baseline); without a template each
+    /// variant's graph is evaluated on its own. `progress` is called after each variant (after
+    /// all of them when they are scored concurrently).
+    ///
+    /// With `parallelVariants` n > 1 the variants are scored n at a time, each with its own
+    /// plans on one engine thread (see `parallelVariants`).
+    public func evaluate(_ sweep: LayerSweep, shouldStop: () -> Bool = { false },
+                         progress: (Int) -> Void = { _ in }) throws -> [ScoreValues] {
+        let clock = ContinuousClock()
+        let changed = sweep.variants.indices.filter { sweep.variants[$0].weights != nil }
+        var suffixes: [PatchedSuffix] = []
+        var setupSeconds = 0.0
+        if suffixEvaluation, let template = sweep.template, !changed.isEmpty {
+            let start = clock.now
+            let computedBefore = store.computeSeconds
+            defer { phaseSeconds["reference activations", default: 0] += store.computeSeconds - computedBefore }
+            let workers = max(1, min(parallelVariants, changed.count))
+            do {
+                for _ in 0..<workers {
+                    guard let suffix = try PatchedSuffix(template: template, base: graph, patched: Set(sweep.patched),
+                                                         output: outputName, analysis: analysis, batchMajor: batchMajor,
+                                                         store: store, batchSize: batchSize) else { break }
+                    try suffix.prepare()
+                    suffixes.append(suffix)
+                }
+            } catch let error as WhittleError where error.kind != .cancelled {
+                // The suffix does not compile with its weights as inputs (e.g. a kernel that needs
+                // constant weights): score each variant's own graph, which reports any real fault.
+                suffixes = []
+            }
+            setupSeconds = seconds(clock.now - start)
+            phaseSeconds["suffix setup and compile (with reference activations)", default: 0] += setupSeconds
+        }
+        let scoring = Scoring(outputName: outputName, width: width, reference: reference, referenceClasses: referenceClasses,
+                              labels: labels)
+        var results = [ScoreValues?](repeating: nil, count: sweep.variants.count)
+        let runStart = clock.now
+        if suffixes.count > 1 {
+            let scored = try VariantWorkers.run(changed, workers: suffixes.count) { worker, index in
+                guard let weights = sweep.variants[index].weights else { return baseline }
+                return try scoring.score(suffixes[worker], weights: weights, shouldStop: shouldStop)
+            }
+            for (index, value) in scored { results[index] = value }
+        } else if let suffix = suffixes.first {
+            for index in changed {
+                guard let weights = sweep.variants[index].weights else { continue }
+                results[index] = try scoring.score(suffix, weights: weights, shouldStop: shouldStop)
+                progress(index)
+            }
+        }
+        let runSeconds = seconds(clock.now - runStart)
+        var scores: [ScoreValues] = []
+        for (index, variant) in sweep.variants.enumerated() {
+            if variant.weights == nil {
+                scores.append(baseline)
+            } else if let value = results[index] {
+                scores.append(value)
+                macsRun += suffixes.first?.macsPerSample ?? 0
+            } else {
+                if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
+                scores.append(try evaluate(variant.graph, shouldStop: shouldStop))
+                continue
+            }
+            // The shared setup and the (possibly concurrent) runs, split evenly over the variants.
+            evaluations += 1
+            evaluationSeconds += (setupSeconds + runSeconds) / Double(sweep.variants.count)
+            macsWhole += Double(modelMACs)
+        }
+        if suffixes.count > 1 { progress(sweep.variants.count - 1) }
+        if !suffixes.isEmpty {
+            phaseSeconds["suffix runs, wall", default: 0] += runSeconds
+            phaseSeconds["input copy, thread-s", default: 0] += suffixes.reduce(0) { $0 + $1.copySeconds }
+            phaseSeconds["suffix execute, thread-s", default: 0] += suffixes.reduce(0) { $0 + $1.runSeconds }
+            phaseSeconds["scoring, thread-s", default: 0] += suffixes.reduce(0) { $0 + $1.scoreSeconds }
+        }
+        return scores
+    }
+
+    /// What scoring one output batch needs, shareable with worker threads.
+    private struct Scoring: Sendable {
+        let outputName: String
+        let width: Int
+        let reference: [Float]
+        let referenceClasses: [Int]?
+        let labels: [Int]?
+
+        func score(_ suffix: PatchedSuffix, weights: [String: [Float]], shouldStop: () -> Bool) throws -> ScoreValues {
+            var accumulator = ScoreAccumulator()
+            try suffix.run(weights: weights, shouldStop: shouldStop) { batch, plan in
+                guard let info = plan.info(outputName), let buffer = plan.outputBuffer(outputName),
+                      info.count == batch.count * width else {
+                    throw WhittleError(.shapeMismatch, "output '\(outputName)'",
+                                       "the compressed model's output no longer has \(width) values per sample")
+                }
+                suffix.timeScoring {
+                    accumulator.add(output: UnsafeBufferPointer(rebasing: buffer[0..<info.count]), first: batch.lowerBound,
+                                    rows: batch.count, width: width, reference: reference,
+                                    referenceClasses: referenceClasses, labels: labels)
+                }
+            }
+            return accumulator.values(classification: referenceClasses != nil, labelled: labels != nil)
         }
     }
 

@@ -54,6 +54,11 @@ public struct ScoreTableStatistics: Sendable, Codable, Equatable {
     public var compressionSeconds = 0.0
     /// MACs the evaluations ran relative to as many whole-model runs (suffix evaluation).
     public var macShareRun = 1.0
+    /// Seconds by phase: compressing (whitening and SVD, channel order, reconstruction runs,
+    /// Gram matrices, solves, graph edits), measuring the compressed graphs' cost, and
+    /// evaluating (suffix setup and compile, input copy, suffix run, scoring). Nil in tables
+    /// written before it was recorded.
+    public var phaseSeconds: [String: Double]?
 
     public init() {}
 }
@@ -100,17 +105,23 @@ public struct ScoreTable: Sendable, Codable, Equatable {
 public struct CompressionBackend: Sendable {
     public var eligibility: @Sendable (Graph, CompressionTechnique) throws -> [LayerEligibility]
     public var compress: @Sendable (Graph, [LayerChoice], CompressionOptions, JobContext) throws -> CompressionOutcome
+    /// One layer at several ratios (a score-table row) in one go; nil scores every ratio with
+    /// its own `compress`.
+    public var sweep: (@Sendable (Graph, String, CompressionTechnique, [Double], CompressionOptions, JobContext) throws -> LayerSweep)?
 
     public init(eligibility: @escaping @Sendable (Graph, CompressionTechnique) throws -> [LayerEligibility],
-                compress: @escaping @Sendable (Graph, [LayerChoice], CompressionOptions, JobContext) throws -> CompressionOutcome) {
+                compress: @escaping @Sendable (Graph, [LayerChoice], CompressionOptions, JobContext) throws -> CompressionOutcome,
+                sweep: (@Sendable (Graph, String, CompressionTechnique, [Double], CompressionOptions, JobContext) throws -> LayerSweep)? = nil) {
         self.eligibility = eligibility
         self.compress = compress
+        self.sweep = sweep
     }
 
-    /// `Compressor.eligibility` and `Compressor.compress`.
+    /// `Compressor.eligibility`, `Compressor.compress` and `Compressor.sweep`.
     public static var standard: CompressionBackend {
         CompressionBackend(eligibility: { try Compressor.eligibility(of: $0, technique: $1) },
-                           compress: { try Compressor.compress($0, choices: $1, options: $2, job: $3) })
+                           compress: { try Compressor.compress($0, choices: $1, options: $2, job: $3) },
+                           sweep: { try Compressor.sweep($0, layer: $1, technique: $2, ratios: $3, options: $4, job: $5) })
     }
 }
 
@@ -175,47 +186,94 @@ public struct ScoreTableBuilder: Sendable {
         let runBefore = evaluator.macsRun, wholeBefore = evaluator.macsWhole
         let total = selected.count * candidates.count
         var rows: [LayerScores] = []
+        let phasesBefore = evaluator.phaseSeconds
+        var phases: [String: Double] = [:]
         for (layerIndex, layer) in selected.enumerated() {
             var entries: [ScoreEntry] = []
-            var dirty = false
-            for (ratioIndex, ratio) in candidates.enumerated().reversed() {
-                try job.checkCancellation("score table")
-                let done = layerIndex * candidates.count + (candidates.count - 1 - ratioIndex)
-                job.report(phase: "scoring \(technique.rawValue)", completed: done, total: total,
-                           detail: "layer \(layerIndex + 1) of \(selected.count): \(layer.layer) at \(String(format: "%.2f", ratio))")
+            var pending: [Double] = []
+            for ratio in candidates.reversed() {
                 let key = ScoreCache.key(technique: technique, layer: layer.layer, ratio: ratio,
                                          rankMultiplicity: options.rankMultiplicity, reconstruction: reconstructionKey)
                 if let entry = stored[key] {
                     entries.append(entry)
                     statistics.cacheHits += 1
-                    continue
+                } else {
+                    pending.append(ratio)
                 }
+            }
+            let first = layerIndex * candidates.count + (candidates.count - pending.count)
+            func report(_ done: Int, _ ratio: Double) {
+                job.report(phase: "scoring \(technique.rawValue)", completed: first + done, total: total,
+                           detail: "layer \(layerIndex + 1) of \(selected.count): \(layer.layer) at \(String(format: "%.2f", ratio))")
+            }
+            if let sweep = backend.sweep, !pending.isEmpty {
+                try job.checkCancellation("score table")
+                report(0, pending[0])
                 let compressStart = clock.now
-                let outcome: CompressionOutcome
+                let result: LayerSweep
                 do {
-                    outcome = try backend.compress(graph, [LayerChoice(layer: layer.layer, technique: technique, ratio: ratio)],
-                                                   options, .silent)
+                    result = try sweep(graph, layer.layer, technique, pending, options, job)
                 } catch let error as WhittleError {
-                    throw error.within("scoring \(layer.layer) at ratio \(ratio)")
+                    throw error.within("scoring \(layer.layer)")
                 }
-                let compressed = try evaluator.cost(of: outcome.graph)
+                for (phase, value) in result.seconds { phases[phase, default: 0] += value }
+                let costStart = clock.now
+                var costs: [ModelCost] = []
+                for variant in result.variants {
+                    do { costs.append(try evaluator.cost(of: variant.graph)) }
+                    catch let error as WhittleError {
+                        throw WhittleError(.invalidModel, "layer '\(layer.layer)'",
+                                           "compression at ratio \(variant.ratio) produced an invalid graph: \(error.description)")
+                    }
+                }
+                phases["cost of compressed graphs", default: 0] += seconds(clock.now - costStart)
                 statistics.compressionSeconds += seconds(clock.now - compressStart)
-                let scores = try evaluator.evaluate(outcome.graph, shouldStop: { job.isCancelled })
-                let detail = outcome.layers.first { $0.layer == layer.layer }
-                let entry = ScoreEntry(ratio: ratio, scores: scores, macs: compressed.totalMACs,
-                                       parameters: compressed.totalParameters,
-                                       kept: detail?.kept ?? 0, original: detail?.original ?? 0)
-                entries.append(entry)
-                stored[key] = entry
-                dirty = true
+                let scores = try evaluator.evaluate(result, shouldStop: { job.isCancelled }) { index in
+                    if index + 1 < result.variants.count { report(index + 1, result.variants[index + 1].ratio) }
+                }
+                for (index, variant) in result.variants.enumerated() {
+                    let entry = ScoreEntry(ratio: variant.ratio, scores: scores[index], macs: costs[index].totalMACs,
+                                           parameters: costs[index].totalParameters, kept: variant.kept, original: variant.original)
+                    entries.append(entry)
+                    stored[ScoreCache.key(technique: technique, layer: layer.layer, ratio: variant.ratio,
+                                          rankMultiplicity: options.rankMultiplicity, reconstruction: reconstructionKey)] = entry
+                }
+            } else {
+                for (index, ratio) in pending.enumerated() {
+                    try job.checkCancellation("score table")
+                    report(index, ratio)
+                    let compressStart = clock.now
+                    let outcome: CompressionOutcome
+                    do {
+                        outcome = try backend.compress(graph, [LayerChoice(layer: layer.layer, technique: technique, ratio: ratio)],
+                                                       options, .silent)
+                    } catch let error as WhittleError {
+                        throw error.within("scoring \(layer.layer) at ratio \(ratio)")
+                    }
+                    let compressed = try evaluator.cost(of: outcome.graph)
+                    statistics.compressionSeconds += seconds(clock.now - compressStart)
+                    let scores = try evaluator.evaluate(outcome.graph, shouldStop: { job.isCancelled })
+                    let detail = outcome.layers.first { $0.layer == layer.layer }
+                    let entry = ScoreEntry(ratio: ratio, scores: scores, macs: compressed.totalMACs,
+                                           parameters: compressed.totalParameters,
+                                           kept: detail?.kept ?? 0, original: detail?.original ?? 0)
+                    entries.append(entry)
+                    stored[ScoreCache.key(technique: technique, layer: layer.layer, ratio: ratio,
+                                          rankMultiplicity: options.rankMultiplicity, reconstruction: reconstructionKey)] = entry
+                }
             }
             entries.sort { $0.ratio < $1.ratio }
             rows.append(LayerScores(layer: layer.layer, technique: technique, macs: layer.macs,
                                     parameters: layer.parameters, entries: entries))
-            if dirty, let cache {
+            if !pending.isEmpty, let cache {
                 cache.save(stored, model: modelKey, evaluationSet: setKey, warn: warn)
             }
         }
+        for (phase, value) in evaluator.phaseSeconds {
+            let delta = value - (phasesBefore[phase] ?? 0)
+            if delta > 0 { phases["evaluate: " + phase, default: 0] += delta }
+        }
+        statistics.phaseSeconds = phases.isEmpty ? nil : phases
         job.report(phase: "scoring \(technique.rawValue)", completed: total, total: total, detail: nil)
         statistics.evaluations = evaluator.evaluations - evaluationsBefore
         statistics.evaluationSeconds = evaluator.evaluationSeconds - secondsBefore
