@@ -1,3 +1,4 @@
+import CWhittleKernels
 import WhittleEngine
 
 /// A fixed-bin-count histogram whose range grows with the data, so no value is ever dropped
@@ -121,10 +122,10 @@ public struct GrowingHistogram: Sendable {
     /// the batch's min, max and whether it had NaN. Values outside the range land in the edge
     /// bins (NaN in bin 0); the caller undoes such a pass.
     ///
-    /// Eight values at a time: vector min/max/NaN tracking and a vector bin index
-    /// `round((x - lowerBound) * inverseWidth - 1/2)`, clamped to the bins, converted to an
-    /// integer with the 1.5 * 2^23 "magic number" (no checked float-to-int conversion); then
-    /// eight scalar increments spread over the four count lanes. Batches of 64K values or more are
+    /// Eight values at a time (`whittle_histogram_bin`): vector min/max/NaN tracking and a
+    /// vector bin index `round((x - lowerBound) * inverseWidth - 1/2)`, clamped to the bins,
+    /// converted to an integer with the 1.5 * 2^23 "magic number" (no checked float-to-int
+    /// conversion); then eight scalar increments spread over the four count lanes. Batches of 64K values or more are
     /// split over two threads, each owning two lanes. A value exactly on an inner
     /// bin edge may land in either neighbouring bin (ties to even), which no analyzer can tell.
     private mutating func binPass(_ values: UnsafeBufferPointer<Float>, delta: UInt32) -> (min: Float, max: Float, nan: Bool) {
@@ -243,58 +244,15 @@ private struct BinGeometry {
     let delta: UInt32
 
     /// Bins `count` values into four count lanes (which may repeat); returns min, max, NaN seen.
+    /// The arithmetic is `whittle_histogram_bin` (CWhittleKernels; AVX2 when the CPU has it).
     func bin(
         _ source: UnsafePointer<Float>, _ n: Int,
         _ h0: UnsafeMutablePointer<UInt32>, _ h1: UnsafeMutablePointer<UInt32>,
         _ h2: UnsafeMutablePointer<UInt32>, _ h3: UnsafeMutablePointer<UInt32>
     ) -> (min: Float, max: Float, nan: Bool) {
-        let magic: Float = 12_582_912
-        let magicBits = magic.bitPattern
-        var lowest = SIMD8<Float>(repeating: .infinity)
-        var highest = SIMD8<Float>(repeating: -.infinity)
-        var nan = SIMDMask<SIMD8<Int32>>(repeating: false)
-        let lowVector = SIMD8<Float>(repeating: low)
-        let inverseVector = SIMD8<Float>(repeating: inverse)
-        let half = SIMD8<Float>(repeating: 0.5)
-        let zero = SIMD8<Float>(repeating: 0)
-        let lastVector = SIMD8<Float>(repeating: last)
-        let magicVector = SIMD8<Float>(repeating: magic)
-        let magicBitsVector = SIMD8<UInt32>(repeating: magicBits)
-        let raw = UnsafeRawPointer(source)
-        var i = 0
-        while i + 8 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            lowest.replace(with: v, where: v .< lowest)
-            highest.replace(with: v, where: v .> highest)
-            nan = nan .| (v .!= v)
-            var g = (v - lowVector) * inverseVector - half
-            g.replace(with: zero, where: .!(g .> zero))
-            g.replace(with: lastVector, where: g .> lastVector)
-            let index = unsafeBitCast(g + magicVector, to: SIMD8<UInt32>.self) &- magicBitsVector
-            h0[Int(index[0])] &+= delta
-            h1[Int(index[1])] &+= delta
-            h2[Int(index[2])] &+= delta
-            h3[Int(index[3])] &+= delta
-            h0[Int(index[4])] &+= delta
-            h1[Int(index[5])] &+= delta
-            h2[Int(index[6])] &+= delta
-            h3[Int(index[7])] &+= delta
-            i += 8
-        }
-        var minimum = lowest.min()
-        var maximum = highest.max()
-        var sawNaN = any(nan)
-        while i < n {
-            let x = source[i]
-            minimum = x < minimum ? x : minimum
-            maximum = x > maximum ? x : maximum
-            if x != x { sawNaN = true }
-            var g = (x - low) * inverse - 0.5
-            g = g > 0 ? g : 0
-            g = g < last ? g : last
-            h0[Int((g + magic).bitPattern &- magicBits)] &+= delta
-            i += 1
-        }
-        return (minimum, maximum, sawNaN)
+        var minimum = Float.infinity, maximum = -Float.infinity
+        var sawNaN: Int32 = 0
+        whittle_histogram_bin(source, n, low, inverse, last, delta, h0, h1, h2, h3, &minimum, &maximum, &sawNaN)
+        return (minimum, maximum, sawNaN != 0)
     }
 }
