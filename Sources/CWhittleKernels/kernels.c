@@ -151,21 +151,10 @@ static inline uint32_t histogram_index(float x, float low, float inverse, float 
     return float_to_bits(g + exp_magic) - float_to_bits(exp_magic);
 }
 
-static void histogram_bin_generic(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                                   uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum, int *saw_nan) {
+static void histogram_count_generic(const float *values, long count, float low, float inverse, float last,
+                                    uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
     uint32_t *const lanes[4] = {h0, h1, h2, h3};
-    float lowest = *minimum, highest = *maximum;
-    int nan = 0;
-    for (long i = 0; i < count; i++) {
-        const float x = values[i];
-        lowest = x < lowest ? x : lowest;
-        highest = x > highest ? x : highest;
-        nan |= x != x;
-        lanes[i & 3][histogram_index(x, low, inverse, last)] += delta;
-    }
-    *minimum = lowest;
-    *maximum = highest;
-    *saw_nan |= nan;
+    for (long i = 0; i < count; i++) lanes[i & 3][histogram_index(values[i], low, inverse, last)] += 1;
 }
 
 #ifdef WHITTLE_X86
@@ -404,45 +393,29 @@ AVX2 static void adaround_update_avx2(const whittle_adaround_buffers *b, const w
 
 /// Eight values per step: vector bin indices, then eight scalar increments spread over the
 /// four count lanes (so runs of equal values do not serialise on one counter).
-AVX2 static void histogram_bin_avx2(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                                    uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum, int *saw_nan) {
+AVX2 static void histogram_count_avx2(const float *values, long count, float low, float inverse, float last,
+                                      uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
 #pragma clang fp contract(off)
-    __m256 lowest = _mm256_set1_ps(*minimum), highest = _mm256_set1_ps(*maximum), nan = _mm256_setzero_ps();
     const __m256 vlow = _mm256_set1_ps(low), vinverse = _mm256_set1_ps(inverse), half = _mm256_set1_ps(0.5f);
     const __m256 zero = _mm256_setzero_ps(), vlast = _mm256_set1_ps(last), magic = _mm256_set1_ps(exp_magic);
     __attribute__((aligned(32))) uint32_t index[8];
     long i = 0;
     for (; i + 8 <= count; i += 8) {
-        const __m256 v = _mm256_loadu_ps(values + i);
-        lowest = _mm256_min_ps(v, lowest);
-        highest = _mm256_max_ps(v, highest);
-        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        __m256 g = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(v, vlow), vinverse), half);
-        g = _mm256_and_ps(_mm256_cmp_ps(g, zero, _CMP_GT_OQ), g);
+        __m256 g = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(values + i), vlow), vinverse), half);
+        g = _mm256_and_ps(_mm256_cmp_ps(g, zero, _CMP_GT_OQ), g);  // g <= 0 and NaN: 0
         g = _mm256_min_ps(g, vlast);
         _mm256_store_si256((__m256i *)index, _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(g, magic)),
                                                               _mm256_castps_si256(magic)));
-        h0[index[0]] += delta;
-        h1[index[1]] += delta;
-        h2[index[2]] += delta;
-        h3[index[3]] += delta;
-        h0[index[4]] += delta;
-        h1[index[5]] += delta;
-        h2[index[6]] += delta;
-        h3[index[7]] += delta;
+        h0[index[0]] += 1;
+        h1[index[1]] += 1;
+        h2[index[2]] += 1;
+        h3[index[3]] += 1;
+        h0[index[4]] += 1;
+        h1[index[5]] += 1;
+        h2[index[6]] += 1;
+        h3[index[7]] += 1;
     }
-    __attribute__((aligned(32))) float low_lanes[8], high_lanes[8];
-    _mm256_store_ps(low_lanes, lowest);
-    _mm256_store_ps(high_lanes, highest);
-    float lo = low_lanes[0], hi = high_lanes[0];
-    for (int j = 1; j < 8; j++) {
-        lo = low_lanes[j] < lo ? low_lanes[j] : lo;
-        hi = high_lanes[j] > hi ? high_lanes[j] : hi;
-    }
-    *minimum = lo;
-    *maximum = hi;
-    *saw_nan |= _mm256_movemask_ps(nan) != 0;
-    histogram_bin_generic(values + i, count - i, low, inverse, last, delta, h0, h1, h2, h3, minimum, maximum, saw_nan);
+    histogram_count_generic(values + i, count - i, low, inverse, last, h0, h1, h2, h3);
 }
 
 static int use_avx2;
@@ -533,19 +506,18 @@ void whittle_prefetch_rows(const float *source, const long *rows, long count, lo
     }
 }
 
-void whittle_histogram_bin(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                           uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum, int *saw_nan) {
+void whittle_histogram_count(const float *values, long count, float low, float inverse, float last,
+                             uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
 #ifdef WHITTLE_X86
     if (use_avx2) {
-        histogram_bin_avx2(values, count, low, inverse, last, delta, h0, h1, h2, h3, minimum, maximum, saw_nan);
+        histogram_count_avx2(values, count, low, inverse, last, h0, h1, h2, h3);
         return;
     }
 #endif
-    histogram_bin_generic(values, count, low, inverse, last, delta, h0, h1, h2, h3, minimum, maximum, saw_nan);
+    histogram_count_generic(values, count, low, inverse, last, h0, h1, h2, h3);
 }
 
-void whittle_histogram_bin_portable(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                                    uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum,
-                                    int *saw_nan) {
-    histogram_bin_generic(values, count, low, inverse, last, delta, h0, h1, h2, h3, minimum, maximum, saw_nan);
+void whittle_histogram_count_portable(const float *values, long count, float low, float inverse, float last,
+                                      uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
+    histogram_count_generic(values, count, low, inverse, last, h0, h1, h2, h3);
 }

@@ -124,7 +124,7 @@ struct QuantFastTests {
         }
     }
 
-    @Test("histogram binning: the dispatched (AVX2) kernel counts as the portable one and as the formula says")
+    @Test("histogram counting: the dispatched (AVX2) kernel counts as the portable one and as the formula says")
     func histogramKernelMatchesPortable() {
         var random = TestRandom(seed: 41)
         let n = 10_003
@@ -133,26 +133,20 @@ struct QuantFastTests {
         // Values on bin edges and centres, NaN, infinities, signed zeros, far outside the range.
         for i in stride(from: 0, to: n, by: 37) { values[i] = low + Float(Int(random.unit() * 512)) / (2 * inverse) }
         values[5] = .nan; values[6] = .infinity; values[7] = -.infinity; values[8] = -0.0; values[9] = 1e30; values[n - 1] = .nan
-        func run(_ portable: Bool, delta: UInt32, into lanes: inout [UInt32]) -> (Float, Float, Int32) {
-            var minimum = Float.infinity, maximum = -Float.infinity, nan: Int32 = 0
+        func count(portable: Bool) -> [UInt32] {
+            var lanes = [UInt32](repeating: 0, count: 4 * 256)
             lanes.withUnsafeMutableBufferPointer { counts in
                 guard let h = counts.baseAddress else { return }
-                let bins = Int(last) + 1
                 if portable {
-                    whittle_histogram_bin_portable(values, n, low, inverse, last, delta, h, h + bins, h + 2 * bins, h + 3 * bins,
-                                                   &minimum, &maximum, &nan)
+                    whittle_histogram_count_portable(values, n, low, inverse, last, h, h + 256, h + 512, h + 768)
                 } else {
-                    whittle_histogram_bin(values, n, low, inverse, last, delta, h, h + bins, h + 2 * bins, h + 3 * bins,
-                                          &minimum, &maximum, &nan)
+                    whittle_histogram_count(values, n, low, inverse, last, h, h + 256, h + 512, h + 768)
                 }
             }
-            return (minimum, maximum, nan)
+            return lanes
         }
-        var fast = [UInt32](repeating: 0, count: 4 * 256), portable = fast
-        let fastExtremes = run(false, delta: 1, into: &fast), portableExtremes = run(true, delta: 1, into: &portable)
-        #expect(fast == portable)
-        #expect(fastExtremes == portableExtremes)
-        #expect(fastExtremes == (-.infinity, .infinity, 1))
+        let fast = count(portable: false)
+        #expect(fast == count(portable: true))
         // Merged counts against the formula, bin by bin.
         var expected = [UInt32](repeating: 0, count: 256)
         for x in values {
@@ -164,12 +158,10 @@ struct QuantFastTests {
         }
         var merged = [UInt32](repeating: 0, count: 256)
         for lane in 0..<4 {
-            for b in 0..<256 { merged[b] &+= fast[lane * 256 + b] }
+            for b in 0..<256 { merged[b] += fast[lane * 256 + b] }
         }
         #expect(merged == expected)
-        // A pass with UInt32.max (wrapping -1) undoes one with 1, lane by lane.
-        _ = run(false, delta: .max, into: &fast)
-        #expect(fast.allSatisfy { $0 == 0 })
+        #expect(expected[0] >= 3 && expected[255] >= 2)  // NaN and -inf in bin 0, +inf and 1e30 in the last
     }
 
     @Test("pruned SQNR search picks the grid the exhaustive search picks, costing few candidates")

@@ -80,19 +80,16 @@ void whittle_gather_rows(const float *source, const long *rows, long count, long
 /// Asks the CPU to bring the rows `whittle_gather_rows` would read into cache (no effect on results).
 void whittle_prefetch_rows(const float *source, const long *rows, long count, long width);
 
-/// One histogram pass (GrowingHistogram): for each of `count` values, the bin
+/// One histogram pass (GrowingHistogram): for each of `count` values, the count of bin
 /// `round_half_even(clamp((x - low) * inverse - 1/2, 0, last))` (multiply and subtract rounded
-/// separately; NaN goes to bin 0) gets `delta` added (1, or UINT32_MAX to take 1 away), value
-/// `i` in lane `h0`...`h3` by a fixed rule, so a pass with the same values undoes exactly.
-/// `*minimum` / `*maximum` are lowered / raised to the values' extremes (NaN ignored) and
-/// `*saw_nan` set to 1 when a value is NaN.
-void whittle_histogram_bin(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                           uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum, int *saw_nan);
+/// separately; NaN goes to bin 0) is incremented, in lane `h0`, `h1`, `h2` or `h3` by the
+/// value's index modulo 4 (a run of equal values then does not serialise on one counter).
+void whittle_histogram_count(const float *values, long count, float low, float inverse, float last,
+                             uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3);
 
-/// The portable version of `whittle_histogram_bin` (tests compare the two).
-void whittle_histogram_bin_portable(const float *values, long count, float low, float inverse, float last, uint32_t delta,
-                                    uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3, float *minimum, float *maximum,
-                                    int *saw_nan);
+/// The portable version of `whittle_histogram_count` (tests compare the two).
+void whittle_histogram_count_portable(const float *values, long count, float low, float inverse, float last,
+                                      uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3);
 
 /// 1 when the AVX2+FMA versions are in use.
 int whittle_kernels_vectorised(void);
