@@ -502,7 +502,10 @@ void whittle_prefetch_rows(const float *source, const long *rows, long count, lo
     for (long i = 0; i < count; i++) {
         const char *row = (const char *)(source + rows[i] * width);
         for (long offset = 0; offset < bytes; offset += 64) __builtin_prefetch(row + offset, 0, 2);
-        __builtin_prefetch(row + bytes - 1, 0, 2);
+        // The last line, when the row ends in a line the loop did not touch.
+        if (((uintptr_t)(row + bytes - 1) >> 6) != ((uintptr_t)(row + (bytes - 1) / 64 * 64) >> 6)) {
+            __builtin_prefetch(row + bytes - 1, 0, 2);
+        }
     }
 }
 
