@@ -110,6 +110,7 @@ static inline void adaround_update_one(const whittle_adaround_buffers *b, const 
     const float low = b->low[i], high = b->high[i], scale = b->scale[i];
     const float chain = (u < low || u > high) ? 0 : scale * derivative;
     float g = b->gradient[i] * chain;
+    b->gradient[i] = 0;
     if (c->regularised) {
         const float a = h * 2 - 1;
         const float magnitude = a < 0 ? -a : a;
@@ -138,7 +139,7 @@ static void adaround_update_generic(const whittle_adaround_buffers *b, const whi
     for (long i = start; i < end; i++) adaround_update_one(b, c, i);
 }
 
-// MARK: Histogram binning
+// MARK: Histogram counting
 
 /// Bin index of one value, as the vector path computes it (separate multiply and subtract:
 /// a fused multiply-add would move values on bin edges).
@@ -305,7 +306,8 @@ typedef struct adaround_constants_avx2 {
 } adaround_constants_avx2;
 
 /// The rectified sigmoid of the current V, its derivative and the reconstruction gradient
-/// through the soft weight (zero where floor + h leaves the grid), for weights `i ..< i + 8`.
+/// through the soft weight (zero where floor + h leaves the grid), for weights `i ..< i + 8`;
+/// the gradient read is set to zero.
 AVX2 __attribute__((always_inline)) static inline void adaround_chain_avx2(
     const whittle_adaround_buffers *b, const adaround_constants_avx2 *k, long i, __m256 *h, __m256 *derivative, __m256 *g) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
@@ -319,6 +321,7 @@ AVX2 __attribute__((always_inline)) static inline void adaround_chain_avx2(
                                          _mm256_cmp_ps(u, _mm256_loadu_ps(b->high + i), _CMP_GT_OQ));
     const __m256 chain = _mm256_andnot_ps(off_grid, _mm256_mul_ps(_mm256_loadu_ps(b->scale + i), *derivative));
     *g = _mm256_mul_ps(_mm256_loadu_ps(b->gradient + i), chain);
+    _mm256_storeu_ps(b->gradient + i, zero);
 }
 
 /// The regulariser's gradient `lambda * (-2 beta |2h - 1|^(beta - 1) sign(2h - 1)) * h'(V)`.

@@ -84,21 +84,27 @@ struct QuantFastTests {
         let scales = buffer((0..<n).map { _ in random.uniform(0.005, 0.05) })
         let lows = buffer([Float](repeating: -8, count: n)), highs = buffer([Float](repeating: 7, count: n))
         let startV = (0..<n).map { i in i % 97 == 0 ? Float(i % 2 == 0 ? 30 : -30) : random.uniform(-4, 4) }
-        let gradient = buffer([Float](repeating: 0, count: n))
         let zeros = [Float](repeating: 0, count: n)
         let states = (0..<2).map { _ in
             whittle_adaround_buffers(v: buffer(startV), first_moment: buffer(zeros), second_moment: buffer(zeros),
                                      sigmoid: buffer(startV.map { 1 / (1 + exp(-$0)) }), soft: buffer(zeros),
-                                     gradient: gradient, floor_w: floors, scale: scales, low: lows, high: highs)
+                                     gradient: buffer(zeros), floor_w: floors, scale: scales, low: lows, high: highs)
         }
         defer {
-            for state in states { for p in [state.v, state.first_moment, state.second_moment, state.sigmoid, state.soft] { p?.deallocate() } }
-            for p in [floors, scales, lows, highs, gradient] { p.deallocate() }
+            for state in states {
+                for p in [state.v, state.first_moment, state.second_moment, state.sigmoid, state.soft, state.gradient] { p?.deallocate() }
+            }
+            for p in [floors, scales, lows, highs] { p.deallocate() }
         }
         // A steady pull per weight plus noise, so Adam moves V by about 1e-3 a step.
         let pull = (0..<n).map { _ in random.uniform(-0.05, 0.05) }
+        var gradientsCleared = true
         for t in 1...200 {
-            for i in 0..<n { gradient[i] = pull[i] + random.gaussian() * 0.02 }
+            for i in 0..<n {
+                let g = pull[i] + random.gaussian() * 0.02
+                states[0].gradient[i] = g
+                states[1].gradient[i] = g
+            }
             var step = whittle_adaround_step(
                 zeta: AdaRoundConstants.zeta, gamma: AdaRoundConstants.gamma, regularised: t > 40 ? 1 : 0,
                 beta: 20 - 18 * Float(t) / 200, regularization: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
@@ -106,7 +112,10 @@ struct QuantFastTests {
             var fast = states[0], portable = states[1]
             whittle_adaround_update(&fast, &step, 0, n)
             whittle_adaround_update_portable(&portable, &step, 0, n)
+            // Both leave the gradient zero for the next product to accumulate into.
+            gradientsCleared = gradientsCleared && (0..<n).allSatisfy { states[0].gradient[$0] == 0 && states[1].gradient[$0] == 0 }
         }
+        #expect(gradientsCleared)
         guard let fastV = states[0].v, let fastSoft = states[0].soft, let v = states[1].v, let soft = states[1].soft else { return }
         var worstV: Float = 0, worstSoft: Float = 0
         for i in 0..<n {

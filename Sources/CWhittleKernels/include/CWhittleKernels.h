@@ -29,8 +29,10 @@ typedef struct whittle_adaround_buffers {
     float *second_moment;
     float *sigmoid;
     float *soft;
-    /// `dL/dW~` of the reconstruction loss (from the weight-gradient GEMM): read only.
-    const float *gradient;
+    /// `dL/dW~` of the reconstruction loss (from the weight-gradient GEMM): read, then set to
+    /// zero, so the next weight-gradient GEMM can accumulate into it (beta 1) and BLAS skips
+    /// its separate pass zeroing the output.
+    float *gradient;
     /// `floor(W / s)`, the grid step `s` and the grid's ends in steps (`offset`, `offset + steps`).
     const float *floor_w;
     const float *scale;

@@ -421,6 +421,9 @@ final class AdaRoundOptimizer {
         let k = problem.patchSize, outputs = problem.outputChannels
         let groups = problem.groups, perGroup = problem.channelsPerGroup
         refreshSoftWeights()
+        // The fused update leaves `gradient` zero for the next weight-gradient product to
+        // accumulate into; start from zeros too (the reference loop may have left a gradient).
+        gradient.update(repeating: 0, count: paddedCount)
         let threads = EngineThreads.count
         // Split by channels when the per-iteration products (2 x rows x O x K multiply-adds)
         // are worth a thread hand-off (a few microseconds).
@@ -459,7 +462,7 @@ final class AdaRoundOptimizer {
                             outputGradient(rows: rows, bias: bias, channels: 0..<outputs)
                             AdaRoundAlgebra.weightGradient(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
                                                            patches: batchPatches, groupStride: maxBatchRows * k,
-                                                           diff: batchOutput, gradient: gradient)
+                                                           diff: batchOutput, gradient: gradient, gradientIsZero: true)
                             if chunks >= 4 && threads > 1 {
                                 parallelFor(chunks, grain: 2) { c in
                                     self.fusedUpdate(from: c * chunk, to: Swift.min(self.paddedCount, (c + 1) * chunk), constants)
@@ -478,8 +481,8 @@ final class AdaRoundOptimizer {
 
     /// One iteration's work after the gather for output `channels` of an ungrouped layer:
     /// the forward columns, their output gradient, the weight-gradient rows (single-threaded
-    /// BLAS calls) and the fused update of those rows' weights (the last part also takes the
-    /// inert padding).
+    /// BLAS calls, accumulating into the zeros the previous update left) and the fused update
+    /// of those rows' weights (the last part also takes the inert padding).
     func iterate(channels: Range<Int>, rows: Int, bias: UnsafePointer<Float>, _ constants: whittle_adaround_step) {
         let k = problem.patchSize, outputs = problem.outputChannels
         let first = channels.lowerBound
@@ -487,7 +490,7 @@ final class AdaRoundOptimizer {
                              b: soft + first * k, ldb: k, c: batchOutput + first, ldc: outputs)
         outputGradient(rows: rows, bias: bias, channels: channels)
         cblas_sgemm_rowMajor(transA: true, transB: false, m: channels.count, n: k, k: rows, a: batchOutput + first, lda: outputs,
-                             b: batchPatches, ldb: k, c: gradient + first * k, ldc: k)
+                             b: batchPatches, ldb: k, c: gradient + first * k, ldc: k, accumulate: true)
         fusedUpdate(from: first * k, to: channels.upperBound == outputs ? paddedCount : channels.upperBound * k, constants)
     }
 
@@ -754,4 +757,3 @@ func adaRoundLog(_ x: Float) -> Float {
     series = series * t2 + 1
     return 2 * t * series + Float(exponent) * 0.693_147_18
 }
-
