@@ -35,7 +35,7 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
         // Quantization: encodings, analyzers, quantsim configs, simulation, PTQ techniques.
-        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "WhittleEngine", "WhittleIO"]),
+        .target(name: "WhittleQuant", dependencies: ["COpenBLAS", "CWhittleKernels", "WhittleEngine", "WhittleIO"]),
         // Session profiles, background jobs, snapshot comparison and the HTML report.
         .target(name: "WhittleSession", dependencies: ["WhittleEngine", "WhittleIO", "WhittleQuant"]),
         // Compression: spatial SVD, weight SVD, channel pruning with winnowing and reconstruction.
@@ -54,7 +54,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "WhittleEngineTests", dependencies: ["WhittleEngine"]),
-        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "WhittleQuantTests", dependencies: ["WhittleQuant", "WhittleEngine", "CWhittleKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "WhittleSessionTests", dependencies: ["WhittleSession", "WhittleQuant", "WhittleEngine", "WhittleIO"]),
         .testTarget(name: "WhittleCompressTests", dependencies: ["WhittleCompress", "WhittleIO", "WhittleEngine"]),
         .testTarget(name: "WhittleTUITests", dependencies: ["WhittleTUI", "WhittleSession", "WhittleQuant", "WhittleEngine", "WhittleIO"], exclude: ["Golden"]),

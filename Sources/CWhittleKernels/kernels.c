@@ -4,6 +4,8 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define WHITTLE_X86 1
@@ -39,6 +41,124 @@ static void bias_clamp_generic(float *values, long count, float bias, float low,
 
 static void copy_bias_clamp_generic(const float *source, float *destination, long count, float bias, float low, float high) {
     for (long i = 0; i < count; i++) destination[i] = clampf(source[i] + bias, low, high);
+}
+
+// MARK: AdaRound elementwise update
+//
+// e^x, log(x), sigmoid: the same polynomials as the Swift reference (`adaRoundExp`,
+// `adaRoundLog` in AdaRoundOptimizer.swift), so the fused update and the reference loop agree
+// to float rounding. e^x: x = n ln2 + r (Cody-Waite split of ln2), e^r by its degree-6 Taylor
+// polynomial (relative error about 1e-7 for |r| <= ln2/2), 2^n written into the exponent bits;
+// inputs clamped to [-87, 88]. log(x) for positive normal x: exponent bits plus
+// log(m) = 2 atanh((m - 1) / (m + 1)) on m in [sqrt(1/2), sqrt(2)), series to t^9 (error
+// below 1e-7). The AVX2 versions differ only by fused multiply-adds (a few ulp).
+
+static inline float bits_to_float(uint32_t bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static inline uint32_t float_to_bits(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+static const float exp_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+
+static inline float adaround_exp(float x) {
+    const float clamped = clampf(x, -87.0f, 88.0f);
+    const float shifted = clamped * 1.44269504f + exp_magic;
+    const float n = shifted - exp_magic;
+    const float r = (clamped - n * 0.693359375f) + n * 2.1219444e-4f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1;
+    p = p * r + 1;
+    const int32_t exponent = (int32_t)float_to_bits(shifted) - (int32_t)float_to_bits(exp_magic);
+    return p * bits_to_float((uint32_t)(exponent + 127) << 23);
+}
+
+static inline float adaround_log(float x) {
+    const uint32_t bits = float_to_bits(x);
+    int32_t exponent = (int32_t)((bits >> 23) & 0xFF) - 127;
+    float mantissa = bits_to_float((bits & 0x007FFFFFu) | 0x3F800000u);
+    if (mantissa > 1.4142135f) {
+        mantissa *= 0.5f;
+        exponent += 1;
+    }
+    const float t = (mantissa - 1) / (mantissa + 1);
+    const float t2 = t * t;
+    float series = 1.0f / 9;
+    series = series * t2 + 1.0f / 7;
+    series = series * t2 + 1.0f / 5;
+    series = series * t2 + 1.0f / 3;
+    series = series * t2 + 1;
+    return 2 * t * series + (float)exponent * 0.69314718f;
+}
+
+/// One weight of the fused AdaRound update (see `whittle_adaround_update`).
+static inline void adaround_update_one(const whittle_adaround_buffers *b, const whittle_adaround_step *c, long i) {
+    const float spread = c->zeta - c->gamma;
+    // Chain rule from dL/dW~ to dL/dV at the current V.
+    float sigma = b->sigmoid[i];
+    float r = sigma * spread + c->gamma;
+    float h = clampf(r, 0, 1);
+    const float derivative = (r < 0 || r > 1) ? 0 : sigma * (1 - sigma) * spread;
+    float u = b->floor_w[i] + h;
+    const float low = b->low[i], high = b->high[i], scale = b->scale[i];
+    const float chain = (u < low || u > high) ? 0 : scale * derivative;
+    float g = b->gradient[i] * chain;
+    b->gradient[i] = 0;
+    if (c->regularised) {
+        const float a = h * 2 - 1;
+        const float magnitude = a < 0 ? -a : a;
+        const float logarithm = magnitude < 1e-30f ? -100.0f : adaround_log(magnitude);
+        const float power = adaround_exp(logarithm * (c->beta - 1));
+        const float factor = -2 * c->beta * c->regularization;
+        g += factor * power * (a < 0 ? -1.0f : 1.0f) * derivative;
+    }
+    // Adam (bias correction folded into step_size and inverse_root2).
+    const float m = b->first_moment[i] * c->beta1 + g * (1 - c->beta1);
+    const float s = b->second_moment[i] * c->beta2 + g * g * (1 - c->beta2);
+    b->first_moment[i] = m;
+    b->second_moment[i] = s;
+    const float v = b->v[i] - c->step_size * m / (sqrtf(s) * c->inverse_root2 + c->epsilon);
+    b->v[i] = v;
+    // Rectified sigmoid and soft weight of the new V.
+    sigma = 1 / (1 + adaround_exp(-v));
+    r = sigma * spread + c->gamma;
+    h = clampf(r, 0, 1);
+    u = clampf(b->floor_w[i] + h, low, high);
+    b->sigmoid[i] = sigma;
+    b->soft[i] = scale * u;
+}
+
+static void adaround_update_generic(const whittle_adaround_buffers *b, const whittle_adaround_step *c, long start, long end) {
+    for (long i = start; i < end; i++) adaround_update_one(b, c, i);
+}
+
+// MARK: Histogram counting
+
+/// Bin index of one value, as the vector path computes it (separate multiply and subtract:
+/// a fused multiply-add would move values on bin edges).
+static inline uint32_t histogram_index(float x, float low, float inverse, float last) {
+#pragma clang fp contract(off)
+    float g = (x - low) * inverse;
+    g = g - 0.5f;
+    g = g > 0 ? g : 0;
+    g = g < last ? g : last;
+    return float_to_bits(g + exp_magic) - float_to_bits(exp_magic);
+}
+
+static void histogram_count_generic(const float *values, long count, float low, float inverse, float last,
+                                    uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
+    uint32_t *const lanes[4] = {h0, h1, h2, h3};
+    for (long i = 0; i < count; i++) lanes[i & 3][histogram_index(values[i], low, inverse, last)] += 1;
 }
 
 #ifdef WHITTLE_X86
@@ -190,6 +310,167 @@ AVX2 static void bias_clamp_avx2(float *values, long count, float bias, float lo
     copy_bias_clamp_avx2(values, values, count, bias, low, high);
 }
 
+AVX2 static inline __m256 exp_avx2(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(exp_magic);
+    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const __m256 shifted = _mm256_fmadd_ps(clamped, _mm256_set1_ps(1.44269504f), magic);
+    const __m256 n = _mm256_sub_ps(shifted, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), clamped);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.1219444e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i exponent = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
+    const __m256i power = _mm256_slli_epi32(_mm256_add_epi32(exponent, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(power));
+}
+
+AVX2 static inline __m256 log_avx2(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    __m256i exponent = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xFF)),
+                                        _mm256_set1_epi32(127));
+    __m256 mantissa = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                                          _mm256_set1_epi32(0x3F800000)));
+    const __m256 large = _mm256_cmp_ps(mantissa, _mm256_set1_ps(1.4142135f), _CMP_GT_OQ);
+    mantissa = _mm256_blendv_ps(mantissa, _mm256_mul_ps(mantissa, _mm256_set1_ps(0.5f)), large);
+    exponent = _mm256_sub_epi32(exponent, _mm256_castps_si256(large));  // the mask is -1 where large
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 t = _mm256_div_ps(_mm256_sub_ps(mantissa, one), _mm256_add_ps(mantissa, one));
+    const __m256 t2 = _mm256_mul_ps(t, t);
+    __m256 series = _mm256_set1_ps(1.0f / 9);
+    series = _mm256_fmadd_ps(series, t2, _mm256_set1_ps(1.0f / 7));
+    series = _mm256_fmadd_ps(series, t2, _mm256_set1_ps(1.0f / 5));
+    series = _mm256_fmadd_ps(series, t2, _mm256_set1_ps(1.0f / 3));
+    series = _mm256_fmadd_ps(series, t2, one);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(exponent), _mm256_set1_ps(0.69314718f),
+                           _mm256_mul_ps(_mm256_add_ps(t, t), series));
+}
+
+/// Broadcast constants of one AdaRound step.
+typedef struct adaround_constants_avx2 {
+    __m256 spread, gamma, exponent, factor, beta1, beta2, rest1, rest2, step_size, inverse_root2, epsilon;
+} adaround_constants_avx2;
+
+/// The rectified sigmoid of the current V, its derivative and the reconstruction gradient
+/// through the soft weight (zero where floor + h leaves the grid), for weights `i ..< i + 8`;
+/// the gradient read is set to zero.
+AVX2 __attribute__((always_inline)) static inline void adaround_chain_avx2(
+    const whittle_adaround_buffers *b, const adaround_constants_avx2 *k, long i, __m256 *h, __m256 *derivative, __m256 *g) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 sigma = _mm256_loadu_ps(b->sigmoid + i);
+    const __m256 r = _mm256_fmadd_ps(sigma, k->spread, k->gamma);
+    *h = _mm256_min_ps(_mm256_max_ps(r, zero), one);
+    const __m256 outside = _mm256_or_ps(_mm256_cmp_ps(r, zero, _CMP_LT_OQ), _mm256_cmp_ps(r, one, _CMP_GT_OQ));
+    *derivative = _mm256_andnot_ps(outside, _mm256_mul_ps(_mm256_mul_ps(sigma, _mm256_sub_ps(one, sigma)), k->spread));
+    const __m256 u = _mm256_add_ps(_mm256_loadu_ps(b->floor_w + i), *h);
+    const __m256 off_grid = _mm256_or_ps(_mm256_cmp_ps(u, _mm256_loadu_ps(b->low + i), _CMP_LT_OQ),
+                                         _mm256_cmp_ps(u, _mm256_loadu_ps(b->high + i), _CMP_GT_OQ));
+    const __m256 chain = _mm256_andnot_ps(off_grid, _mm256_mul_ps(_mm256_loadu_ps(b->scale + i), *derivative));
+    *g = _mm256_mul_ps(_mm256_loadu_ps(b->gradient + i), chain);
+    _mm256_storeu_ps(b->gradient + i, zero);
+}
+
+/// The regulariser's gradient `lambda * (-2 beta |2h - 1|^(beta - 1) sign(2h - 1)) * h'(V)`.
+AVX2 __attribute__((always_inline)) static inline __m256 adaround_regulariser_avx2(
+    const adaround_constants_avx2 *k, __m256 h, __m256 derivative) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_fmsub_ps(h, _mm256_set1_ps(2.0f), one);
+    const __m256 magnitude = _mm256_andnot_ps(sign_bit, a);
+    const __m256 small = _mm256_cmp_ps(magnitude, _mm256_set1_ps(1e-30f), _CMP_LT_OQ);
+    const __m256 logarithm = _mm256_blendv_ps(log_avx2(_mm256_blendv_ps(magnitude, one, small)), _mm256_set1_ps(-100.0f), small);
+    const __m256 power = exp_avx2(_mm256_mul_ps(logarithm, k->exponent));
+    const __m256 negative = _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_LT_OQ), sign_bit);
+    return _mm256_xor_ps(_mm256_mul_ps(_mm256_mul_ps(k->factor, power), derivative), negative);
+}
+
+/// Adam on `V` with gradient `g`, then the new `sigmoid(V)` and soft weight, stored.
+AVX2 __attribute__((always_inline)) static inline void adaround_adam_avx2(
+    const whittle_adaround_buffers *b, const adaround_constants_avx2 *k, long i, __m256 g) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 m = _mm256_fmadd_ps(_mm256_loadu_ps(b->first_moment + i), k->beta1, _mm256_mul_ps(g, k->rest1));
+    const __m256 s = _mm256_fmadd_ps(_mm256_loadu_ps(b->second_moment + i), k->beta2, _mm256_mul_ps(_mm256_mul_ps(g, g), k->rest2));
+    _mm256_storeu_ps(b->first_moment + i, m);
+    _mm256_storeu_ps(b->second_moment + i, s);
+    const __m256 denominator = _mm256_fmadd_ps(_mm256_sqrt_ps(s), k->inverse_root2, k->epsilon);
+    const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(b->v + i), _mm256_div_ps(_mm256_mul_ps(k->step_size, m), denominator));
+    _mm256_storeu_ps(b->v + i, v);
+    const __m256 sigma = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_xor_ps(v, sign_bit))));
+    const __m256 h = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(sigma, k->spread, k->gamma), zero), one);
+    const __m256 u = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_loadu_ps(b->floor_w + i), h), _mm256_loadu_ps(b->low + i)),
+                                   _mm256_loadu_ps(b->high + i));
+    _mm256_storeu_ps(b->sigmoid + i, sigma);
+    _mm256_storeu_ps(b->soft + i, _mm256_mul_ps(_mm256_loadu_ps(b->scale + i), u));
+}
+
+/// 32 weights per step as four independent 8-wide chains (one chain is a long dependency
+/// path, exp and divisions included, so interleaving four keeps the core busy), then 8 at a
+/// time, then the scalar version for a tail.
+AVX2 static void adaround_update_avx2(const whittle_adaround_buffers *b, const whittle_adaround_step *c, long start, long end) {
+    const adaround_constants_avx2 k = {
+        .spread = _mm256_set1_ps(c->zeta - c->gamma), .gamma = _mm256_set1_ps(c->gamma),
+        .exponent = _mm256_set1_ps(c->beta - 1), .factor = _mm256_set1_ps(-2 * c->beta * c->regularization),
+        .beta1 = _mm256_set1_ps(c->beta1), .beta2 = _mm256_set1_ps(c->beta2),
+        .rest1 = _mm256_set1_ps(1 - c->beta1), .rest2 = _mm256_set1_ps(1 - c->beta2),
+        .step_size = _mm256_set1_ps(c->step_size), .inverse_root2 = _mm256_set1_ps(c->inverse_root2),
+        .epsilon = _mm256_set1_ps(c->epsilon),
+    };
+    const __m256 zero = _mm256_setzero_ps();
+    const int regularised = c->regularised;
+    long i = start;
+    for (; i + 32 <= end; i += 32) {
+        __m256 h[4], derivative[4], g[4];
+        int moving = 0;
+        for (int j = 0; j < 4; j++) {
+            adaround_chain_avx2(b, &k, i + 8 * j, &h[j], &derivative[j], &g[j]);
+            moving |= _mm256_movemask_ps(_mm256_cmp_ps(derivative[j], zero, _CMP_NEQ_UQ));
+        }
+        // The regulariser's gradient carries the factor h'(V), zero for every weight whose h
+        // has settled at 0 or 1 (most of them late in the optimisation).
+        if (regularised && moving) {
+            for (int j = 0; j < 4; j++) g[j] = _mm256_add_ps(g[j], adaround_regulariser_avx2(&k, h[j], derivative[j]));
+        }
+        for (int j = 0; j < 4; j++) adaround_adam_avx2(b, &k, i + 8 * j, g[j]);
+    }
+    for (; i + 8 <= end; i += 8) {
+        __m256 h, derivative, g;
+        adaround_chain_avx2(b, &k, i, &h, &derivative, &g);
+        if (regularised) g = _mm256_add_ps(g, adaround_regulariser_avx2(&k, h, derivative));
+        adaround_adam_avx2(b, &k, i, g);
+    }
+    for (; i < end; i++) adaround_update_one(b, c, i);
+}
+
+/// Eight values per step: vector bin indices, then eight scalar increments spread over the
+/// four count lanes (so runs of equal values do not serialise on one counter).
+AVX2 static void histogram_count_avx2(const float *values, long count, float low, float inverse, float last,
+                                      uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
+#pragma clang fp contract(off)
+    const __m256 vlow = _mm256_set1_ps(low), vinverse = _mm256_set1_ps(inverse), half = _mm256_set1_ps(0.5f);
+    const __m256 zero = _mm256_setzero_ps(), vlast = _mm256_set1_ps(last), magic = _mm256_set1_ps(exp_magic);
+    __attribute__((aligned(32))) uint32_t index[8];
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 g = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(values + i), vlow), vinverse), half);
+        g = _mm256_and_ps(_mm256_cmp_ps(g, zero, _CMP_GT_OQ), g);  // g <= 0 and NaN: 0
+        g = _mm256_min_ps(g, vlast);
+        _mm256_store_si256((__m256i *)index, _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(g, magic)),
+                                                              _mm256_castps_si256(magic)));
+        h0[index[0]] += 1;
+        h1[index[1]] += 1;
+        h2[index[2]] += 1;
+        h3[index[3]] += 1;
+        h0[index[4]] += 1;
+        h1[index[5]] += 1;
+        h2[index[6]] += 1;
+        h3[index[7]] += 1;
+    }
+    histogram_count_generic(values + i, count - i, low, inverse, last, h0, h1, h2, h3);
+}
+
 static int use_avx2;
 
 __attribute__((constructor)) static void whittle_kernels_detect(void) {
@@ -279,4 +560,65 @@ void whittle_im2col_tap_images(const float *source, long sourceStride, long imag
         im2col_tap(source + image * sourceStride, inH, inW, outH, outW, strideH, strideW, y0, x0, lo, hi,
                            out + image * outStride);
     }
+#ifdef WHITTLE_X86
+/// Flush-to-zero and denormals-are-zero on (MXCSR bits 15 and 6); returns the previous state.
+static unsigned int flush_denormals(void) {
+    const unsigned int previous = _mm_getcsr();
+    _mm_setcsr(previous | 0x8040);
+    return previous;
+}
+#endif
+
+void whittle_adaround_update(const whittle_adaround_buffers *buffers, const whittle_adaround_step *step, long start, long end) {
+#ifdef WHITTLE_X86
+    const unsigned int csr = flush_denormals();
+    if (use_avx2) adaround_update_avx2(buffers, step, start, end);
+    else adaround_update_generic(buffers, step, start, end);
+    _mm_setcsr(csr);
+#else
+    adaround_update_generic(buffers, step, start, end);
+#endif
+}
+
+void whittle_adaround_update_portable(const whittle_adaround_buffers *buffers, const whittle_adaround_step *step, long start, long end) {
+#ifdef WHITTLE_X86
+    const unsigned int csr = flush_denormals();
+    adaround_update_generic(buffers, step, start, end);
+    _mm_setcsr(csr);
+#else
+    adaround_update_generic(buffers, step, start, end);
+#endif
+}
+
+void whittle_gather_rows(const float *source, const long *rows, long count, long width, float *destination) {
+    const size_t bytes = (size_t)width * sizeof(float);
+    for (long i = 0; i < count; i++) memcpy(destination + i * width, source + rows[i] * width, bytes);
+}
+
+void whittle_prefetch_rows(const float *source, const long *rows, long count, long width) {
+    const long bytes = width * (long)sizeof(float);
+    for (long i = 0; i < count; i++) {
+        const char *row = (const char *)(source + rows[i] * width);
+        for (long offset = 0; offset < bytes; offset += 64) __builtin_prefetch(row + offset, 0, 2);
+        // The last line, when the row ends in a line the loop did not touch.
+        if (((uintptr_t)(row + bytes - 1) >> 6) != ((uintptr_t)(row + (bytes - 1) / 64 * 64) >> 6)) {
+            __builtin_prefetch(row + bytes - 1, 0, 2);
+        }
+    }
+}
+
+void whittle_histogram_count(const float *values, long count, float low, float inverse, float last,
+                             uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
+#ifdef WHITTLE_X86
+    if (use_avx2) {
+        histogram_count_avx2(values, count, low, inverse, last, h0, h1, h2, h3);
+        return;
+    }
+#endif
+    histogram_count_generic(values, count, low, inverse, last, h0, h1, h2, h3);
+}
+
+void whittle_histogram_count_portable(const float *values, long count, float low, float inverse, float last,
+                                      uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
+    histogram_count_generic(values, count, low, inverse, last, h0, h1, h2, h3);
 }

@@ -1,3 +1,4 @@
+import CWhittleKernels
 import WhittleEngine
 
 /// A fixed-bin-count histogram whose range grows with the data, so no value is ever dropped
@@ -11,11 +12,14 @@ import WhittleEngine
 /// with a tiny or zero range) re-bins old counts by their bin midpoints instead; those old
 /// bins are then far narrower than one new bin.
 ///
-/// Cost per batch: one pass computing each bin index with a multiply (no division) and an
-/// increment, with the running min/max and NaN detection folded into the same pass. Four interleaved count arrays break the store-to-load dependency when many values hit
-/// one bin (ReLU zeros). In the rare case of a batch outside the range, the pass is undone
-/// (same indices, decrement), the range grows and the pass runs again. No allocation per call
-/// except when the range grows.
+/// Cost per batch: a min/max scan (`RangeScan`, which also rejects NaN and infinities), the
+/// range growth if the batch falls outside it, then one pass computing each bin index with a
+/// multiply (no division) and an increment. Four interleaved count arrays break the
+/// store-to-load dependency when many values hit one bin (ReLU zeros). No allocation per call
+/// except when the range grows. (Scanning first costs about a seventh of a binning pass; a
+/// batch binned before the growth would need two more passes, one undoing it, and about a
+/// third of the values after the first batch of EfficientNet-Lite0's activations are in
+/// batches that grow the range.)
 public struct GrowingHistogram: Sendable {
     /// Default bin count, as AIMET 2 (libpymo used 512): fine enough for the 99.99th
     /// percentile and for the SQNR search at 8 bits; 4 x 2048 UInt32 hot counts = 32 KiB fit L1.
@@ -89,21 +93,17 @@ public struct GrowingHistogram: Sendable {
             lowerBound = Double(scan.min)
             binWidth = Self.width(from: Double(scan.min), to: Double(scan.max), bins: binCount)
             hot = [UInt32](repeating: 0, count: Self.lanes * binCount)
-            _ = binPass(values, delta: 1)
+            binPass(values)
             minimum = scan.min
             maximum = scan.max
         } else {
             if hotCount + n >= Int(UInt32.max) { spillHot() }
-            let pass = binPass(values, delta: 1)
-            if pass.nan || Double(pass.min) < lowerBound || Double(pass.max) > upperBound {
-                _ = binPass(values, delta: UInt32.max)  // wrapping add of -1: undo
-                if pass.nan { throw .containsNaN }
-                if !pass.min.isFinite || !pass.max.isFinite { throw .containsInfinity }
-                grow(toCover: pass.min, pass.max)
-                _ = binPass(values, delta: 1)
-            }
-            minimum = Swift.min(minimum, pass.min)
-            maximum = Swift.max(maximum, pass.max)
+            let scan = RangeScan(values)
+            try scan.checkFinite()
+            if Double(scan.min) < lowerBound || Double(scan.max) > upperBound { grow(toCover: scan.min, scan.max) }
+            binPass(values)
+            minimum = Swift.min(minimum, scan.min)
+            maximum = Swift.max(maximum, scan.max)
         }
         hotCount += n
         count += n
@@ -117,39 +117,34 @@ public struct GrowingHistogram: Sendable {
         return width
     }
 
-    /// One pass adding `delta` (1, or UInt32.max to subtract 1) to each value's bin; returns
-    /// the batch's min, max and whether it had NaN. Values outside the range land in the edge
-    /// bins (NaN in bin 0); the caller undoes such a pass.
+    /// One pass counting each value in its bin; values outside the range land in the edge bins
+    /// (NaN in bin 0), so callers grow the range first.
     ///
-    /// Eight values at a time: vector min/max/NaN tracking and a vector bin index
+    /// Eight values at a time (`whittle_histogram_count`, CWhittleKernels): a vector bin index
     /// `round((x - lowerBound) * inverseWidth - 1/2)`, clamped to the bins, converted to an
     /// integer with the 1.5 * 2^23 "magic number" (no checked float-to-int conversion); then
-    /// eight scalar increments spread over the four count lanes. Batches of 64K values or more are
-    /// split over two threads, each owning two lanes. A value exactly on an inner
-    /// bin edge may land in either neighbouring bin (ties to even), which no analyzer can tell.
-    private mutating func binPass(_ values: UnsafeBufferPointer<Float>, delta: UInt32) -> (min: Float, max: Float, nan: Bool) {
-        let geometry = BinGeometry(
-            low: Float(lowerBound),
-            inverse: binWidth > 0 ? Swift.min(Float(1 / binWidth), .greatestFiniteMagnitude) : 0,
-            last: Float(binCount - 1), delta: delta)
+    /// eight scalar increments spread over the four count lanes. Batches of 64K values or more
+    /// are split over two threads, each owning two lanes. A value exactly on an inner bin edge
+    /// may land in either neighbouring bin (ties to even), which no analyzer can tell.
+    private mutating func binPass(_ values: UnsafeBufferPointer<Float>) {
+        let low = Float(lowerBound)
+        let inverse = binWidth > 0 ? Swift.min(Float(1 / binWidth), .greatestFiniteMagnitude) : 0
+        let last = Float(binCount - 1)
         let bins = binCount
-        return hot.withUnsafeMutableBufferPointer { counts -> (min: Float, max: Float, nan: Bool) in
-            guard let h0 = counts.baseAddress, let source = values.baseAddress else { return (.infinity, -.infinity, false) }
+        hot.withUnsafeMutableBufferPointer { counts in
+            guard let h0 = counts.baseAddress, let source = values.baseAddress else { return }
             let n = values.count
             // Two threads (or more) each own two of the four count lanes; small batches run inline.
             let threads = Swift.min(EngineThreads.count, 2)
             if threads < 2 || n < 1 << 16 {
-                return geometry.bin(source, n, h0, h0 + bins, h0 + 2 * bins, h0 + 3 * bins)
+                whittle_histogram_count(source, n, low, inverse, last, h0, h0 + bins, h0 + 2 * bins, h0 + 3 * bins)
+                return
             }
-            return withUnsafeTemporaryAllocation(of: (min: Float, max: Float, nan: Bool).self, capacity: 2) { results in
-                parallelFor(2) { part in
-                    let start = part * (n / 2)
-                    let count = part == 0 ? n / 2 : n - n / 2
-                    let a = h0 + (2 * part) * bins, b = h0 + (2 * part + 1) * bins
-                    results[part] = geometry.bin(source + start, count, a, b, a, b)
-                }
-                return (Swift.min(results[0].min, results[1].min), Swift.max(results[0].max, results[1].max),
-                        results[0].nan || results[1].nan)
+            parallelFor(2) { part in
+                let start = part * (n / 2)
+                let count = part == 0 ? n / 2 : n - n / 2
+                let a = h0 + (2 * part) * bins, b = h0 + (2 * part + 1) * bins
+                whittle_histogram_count(source + start, count, low, inverse, last, a, b, a, b)
             }
         }
     }
@@ -231,70 +226,5 @@ public struct GrowingHistogram: Sendable {
             cumulative += c
         }
         return Double(maximum)
-    }
-}
-
-/// The bin-index arithmetic of one `GrowingHistogram` pass.
-private struct BinGeometry {
-    let low: Float
-    let inverse: Float
-    let last: Float
-    /// 1 to count, UInt32.max (wrapping -1) to undo.
-    let delta: UInt32
-
-    /// Bins `count` values into four count lanes (which may repeat); returns min, max, NaN seen.
-    func bin(
-        _ source: UnsafePointer<Float>, _ n: Int,
-        _ h0: UnsafeMutablePointer<UInt32>, _ h1: UnsafeMutablePointer<UInt32>,
-        _ h2: UnsafeMutablePointer<UInt32>, _ h3: UnsafeMutablePointer<UInt32>
-    ) -> (min: Float, max: Float, nan: Bool) {
-        let magic: Float = 12_582_912
-        let magicBits = magic.bitPattern
-        var lowest = SIMD8<Float>(repeating: .infinity)
-        var highest = SIMD8<Float>(repeating: -.infinity)
-        var nan = SIMDMask<SIMD8<Int32>>(repeating: false)
-        let lowVector = SIMD8<Float>(repeating: low)
-        let inverseVector = SIMD8<Float>(repeating: inverse)
-        let half = SIMD8<Float>(repeating: 0.5)
-        let zero = SIMD8<Float>(repeating: 0)
-        let lastVector = SIMD8<Float>(repeating: last)
-        let magicVector = SIMD8<Float>(repeating: magic)
-        let magicBitsVector = SIMD8<UInt32>(repeating: magicBits)
-        let raw = UnsafeRawPointer(source)
-        var i = 0
-        while i + 8 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            lowest.replace(with: v, where: v .< lowest)
-            highest.replace(with: v, where: v .> highest)
-            nan = nan .| (v .!= v)
-            var g = (v - lowVector) * inverseVector - half
-            g.replace(with: zero, where: .!(g .> zero))
-            g.replace(with: lastVector, where: g .> lastVector)
-            let index = unsafeBitCast(g + magicVector, to: SIMD8<UInt32>.self) &- magicBitsVector
-            h0[Int(index[0])] &+= delta
-            h1[Int(index[1])] &+= delta
-            h2[Int(index[2])] &+= delta
-            h3[Int(index[3])] &+= delta
-            h0[Int(index[4])] &+= delta
-            h1[Int(index[5])] &+= delta
-            h2[Int(index[6])] &+= delta
-            h3[Int(index[7])] &+= delta
-            i += 8
-        }
-        var minimum = lowest.min()
-        var maximum = highest.max()
-        var sawNaN = any(nan)
-        while i < n {
-            let x = source[i]
-            minimum = x < minimum ? x : minimum
-            maximum = x > maximum ? x : maximum
-            if x != x { sawNaN = true }
-            var g = (x - low) * inverse - 0.5
-            g = g > 0 ? g : 0
-            g = g < last ? g : last
-            h0[Int((g + magic).bitPattern &- magicBits)] &+= delta
-            i += 1
-        }
-        return (minimum, maximum, sawNaN)
     }
 }

@@ -18,6 +18,14 @@ struct HistogramCost {
     private var paddedHighs: [Double] = []
     private var paddedWeights: [Double] = []
     private var paddedWidths: [Double] = []
+    /// Runs of at most `blockLength` adjacent occupied bins (a run also ends where empty bins
+    /// leave a gap): span, total count and the smallest density (count / width) of their bins.
+    /// `lowerBound` uses them.
+    private var blockStarts: [Double] = []
+    private var blockEnds: [Double] = []
+    private var blockCounts: [Double] = []
+    private var blockDensities: [Double] = []
+    static let blockLength = 16
 
     init(_ histogram: GrowingHistogram) {
         let counts = histogram.counts
@@ -30,6 +38,21 @@ struct HistogramCost {
             if highs[highs.count - 1] <= lows[lows.count - 1] { hasPointBins = true }
         }
         guard !hasPointBins else { return }
+        var j = 0
+        while j < lows.count {
+            var end = j + 1
+            var density = weights[j] / (highs[j] - lows[j]), count = weights[j]
+            while end < lows.count, end - j < Self.blockLength, lows[end] == highs[end - 1] {
+                density = Swift.min(density, weights[end] / (highs[end] - lows[end]))
+                count += weights[end]
+                end += 1
+            }
+            blockStarts.append(lows[j])
+            blockEnds.append(highs[end - 1])
+            blockCounts.append(count)
+            blockDensities.append(density)
+            j = end
+        }
         let padded = (lows.count + 3) / 4 * 4
         paddedLows = lows + [Double](repeating: 0, count: padded - lows.count)
         paddedHighs = highs + [Double](repeating: 1, count: padded - highs.count)
@@ -153,6 +176,64 @@ struct HistogramCost {
         }
         return total
     }
+
+    /// A lower bound of the exact cost under `encoding` (0 when there is none to give), in
+    /// O(blocks): a block entirely outside the grid costs at least `gamma * count * distance^2`
+    /// (each of its values is at least `distance` beyond the grid's end), and the part of a
+    /// block inside the grid at least its smallest bin density times the integral of the
+    /// rounding error `(x - nearest grid point)^2` over that part (the exact sawtooth integral).
+    func lowerBound(_ encoding: QuantizationEncoding, gamma: Double) -> Double {
+        let step = Double(encoding.scale)
+        let gridLow = step * Double(encoding.offset)
+        let gridHigh = step * Double(encoding.offset + encoding.steps)
+        guard !hasPointBins, step > 0, step.isFinite else { return 0 }
+        var clipping = 0.0, rounding = 0.0
+        for q in blockStarts.indices {
+            let a = blockStarts[q], b = blockEnds[q]
+            if b <= gridLow {
+                clipping += blockCounts[q] * (gridLow - b) * (gridLow - b)
+            } else if a >= gridHigh {
+                clipping += blockCounts[q] * (a - gridHigh) * (a - gridHigh)
+            } else {
+                let insideLow = Swift.max(a, gridLow), insideHigh = Swift.min(b, gridHigh)
+                let upper = Self.sawtoothIntegral(insideHigh / step), lower = Self.sawtoothIntegral(insideLow / step)
+                rounding += blockDensities[q] * ((upper.periods - lower.periods) / 12 + upper.partial - lower.partial)
+            }
+        }
+        return gamma * clipping + step * step * step * Swift.max(0, rounding)
+    }
+
+    /// Relative margin by which a lower bound must exceed the best cost before a candidate is
+    /// skipped: far above the float rounding of either (about 1e-12 relative).
+    static let pruningMargin = 1e-3
+
+    /// The index of the candidate with the least `cost`, the earliest one among equal costs:
+    /// the same choice as costing every candidate in order and keeping strict improvements.
+    /// Candidates are costed in the order of their `lowerBound`, and once a bound exceeds the
+    /// best cost found (by `pruningMargin`), the rest cannot win and are not costed.
+    /// `costed` counts the candidates whose cost was computed.
+    func cheapest(_ candidates: [QuantizationEncoding], gamma: Double) -> (index: Int, costed: Int)? {
+        guard !candidates.isEmpty else { return nil }
+        let bounds = candidates.map { lowerBound($0, gamma: gamma) }
+        let order = candidates.indices.sorted { bounds[$0] < bounds[$1] || (bounds[$0] == bounds[$1] && $0 < $1) }
+        var bestIndex = 0
+        var bestCost = cost(candidates[0], gamma: gamma)
+        var previous = 0, costed = 1
+        for index in order where index != 0 {
+            if bounds[index] > bestCost * (1 + Self.pruningMargin) { break }
+            // Equal grids have equal bounds (so they sort next to each other) and equal costs;
+            // the later one cannot win.
+            if candidates[index] == candidates[previous] { continue }
+            previous = index
+            costed += 1
+            let value = cost(candidates[index], gamma: gamma)
+            if value < bestCost || (value == bestCost && index < bestIndex) {
+                bestIndex = index
+                bestCost = value
+            }
+        }
+        return (bestIndex, costed)
+    }
 }
 
 /// SQNR search ("tf-enhanced", `post_training_tf_enhanced`; aimet.md §5.3) over a growing histogram.
@@ -164,7 +245,10 @@ struct HistogramCost {
 ///   `QuantizationEncoding.compute`; plus the plain min-max grid.
 /// - symmetric: `absmax * k / 100`, k = 1...101 (unsigned: `max * k / 100`).
 /// The candidate with the least `gamma * clipping error + rounding error` (`HistogramCost`,
-/// gamma 3) wins; ties keep the earlier candidate, the min-max grid first.
+/// gamma 3) wins; ties keep the earlier candidate, the min-max grid first. Candidates are
+/// costed in the order of a cheap lower bound of their cost (`HistogramCost.lowerBound`,
+/// O(bins / 16)), and the search stops once the bound exceeds the best cost found: the same
+/// choice as costing all of them, typically after a few dozen of the ~360.
 public struct SqnrEncodingAnalyzer: EncodingAnalyzer {
     public private(set) var histogram: GrowingHistogram
     public let gamma: Double
@@ -194,23 +278,25 @@ public struct SqnrEncodingAnalyzer: EncodingAnalyzer {
     }
 
     public func encoding(bitWidth: Int, symmetry: QuantizationSymmetry) throws(QuantizationError) -> QuantizationEncoding {
+        let candidates = try searchCandidates(bitWidth: bitWidth, symmetry: symmetry)
+        guard candidates.count > 1 else { return candidates[0] }
+        // The first candidate of least cost, without costing those that provably cannot win.
+        return candidates[HistogramCost(histogram).cheapest(candidates, gamma: gamma)?.index ?? 0]
+    }
+
+    /// Every candidate grid in search order, the min-max grid first (alone when the observed
+    /// range is a single point).
+    func searchCandidates(bitWidth: Int, symmetry: QuantizationSymmetry) throws(QuantizationError) -> [QuantizationEncoding] {
         guard histogram.count > 0 else { throw .noData }
         let minMax = try QuantizationEncoding.compute(
             min: histogram.minimum, max: histogram.maximum, bitWidth: bitWidth, symmetry: symmetry)
         let observedMin = Swift.min(Double(histogram.minimum), 0)
         let observedMax = Swift.max(Double(histogram.maximum), 0)
-        guard observedMax > observedMin else { return minMax }
-        let cost = HistogramCost(histogram)
-        var best = minMax
-        var bestCost = cost.cost(minMax, gamma: gamma)
+        guard observedMax > observedMin else { return [minMax] }
+        var candidates = [minMax]
         func consider(_ low: Double, _ high: Double) throws(QuantizationError) {
-            let candidate = try QuantizationEncoding.compute(
-                min: Float(low), max: Float(high), bitWidth: bitWidth, symmetry: symmetry)
-            let value = cost.cost(candidate, gamma: gamma)
-            if value < bestCost {
-                best = candidate
-                bestCost = value
-            }
+            candidates.append(try QuantizationEncoding.compute(
+                min: Float(low), max: Float(high), bitWidth: bitWidth, symmetry: symmetry))
         }
         if symmetry.isSymmetric {
             let unsigned = minMax.symmetry == .unsignedSymmetric
@@ -221,21 +307,39 @@ public struct SqnrEncodingAnalyzer: EncodingAnalyzer {
                 if unsigned { try consider(0, observedMax * fraction) }
                 else { try consider(-absMax * fraction, absMax * fraction) }
             }
-            return best
+        } else {
+            let steps = Double(minMax.steps)
+            let maxDelta = (observedMax - observedMin) / steps
+            let deltaDenominator = Double(asymmetricDeltaCandidates - 1)
+            let offsetDenominator = Double(offsetCandidates - 1)
+            for k in 1...asymmetricDeltaCandidates {
+                let delta = maxDelta * Double(k) / deltaDenominator
+                for i in 0..<offsetCandidates {
+                    let offset = -steps + Double(i) * steps / offsetDenominator
+                    let gridLow = delta * offset, gridHigh = delta * (offset + steps)
+                    if gridLow < observedMin && gridHigh > observedMax { continue }
+                    let low = Swift.max(observedMin, gridLow), high = Swift.min(observedMax, gridHigh)
+                    guard high > low else { continue }
+                    try consider(low, high)
+                }
+            }
         }
-        let steps = Double(minMax.steps)
-        let maxDelta = (observedMax - observedMin) / steps
-        let deltaDenominator = Double(asymmetricDeltaCandidates - 1)
-        let offsetDenominator = Double(offsetCandidates - 1)
-        for k in 1...asymmetricDeltaCandidates {
-            let delta = maxDelta * Double(k) / deltaDenominator
-            for i in 0..<offsetCandidates {
-                let offset = -steps + Double(i) * steps / offsetDenominator
-                let gridLow = delta * offset, gridHigh = delta * (offset + steps)
-                if gridLow < observedMin && gridHigh > observedMax { continue }
-                let low = Swift.max(observedMin, gridLow), high = Swift.min(observedMax, gridHigh)
-                guard high > low else { continue }
-                try consider(low, high)
+        return candidates
+    }
+
+    /// Every candidate costed in search order, keeping strict improvements: what `encoding`
+    /// must choose (tests compare the two).
+    func exhaustiveEncoding(bitWidth: Int, symmetry: QuantizationSymmetry) throws(QuantizationError) -> QuantizationEncoding {
+        let candidates = try searchCandidates(bitWidth: bitWidth, symmetry: symmetry)
+        guard candidates.count > 1 else { return candidates[0] }
+        let cost = HistogramCost(histogram)
+        var best = candidates[0]
+        var bestCost = cost.cost(best, gamma: gamma)
+        for candidate in candidates.dropFirst() {
+            let value = cost.cost(candidate, gamma: gamma)
+            if value < bestCost {
+                best = candidate
+                bestCost = value
             }
         }
         return best

@@ -160,9 +160,12 @@ enum AdaRoundAlgebra {
 
     /// `gradient[o, k] = sum_r diff[r, o] * patches_g(o)[r, k]` (the weight gradient of a loss
     /// whose output gradient is `diff`, `[rows x O]`).
+    ///
+    /// - Parameter gradientIsZero: the caller guarantees `gradient` holds zeros, so the BLAS
+    ///   products accumulate into it (beta 1) and skip OpenBLAS's separate zeroing pass.
     static func weightGradient(groups: Int, channelsPerGroup: Int, patchSize: Int, rows: Int,
                                patches: UnsafePointer<Float>, groupStride: Int,
-                               diff: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) {
+                               diff: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, gradientIsZero: Bool = false) {
         let outputs = groups * channelsPerGroup
         if usesDirectLoop(groups: groups, channelsPerGroup: channelsPerGroup, patchSize: patchSize) {
             parallelFor(groups, grain: max(1, (1 << 17) / max(1, rows * patchSize * channelsPerGroup))) { g in
@@ -184,21 +187,23 @@ enum AdaRoundAlgebra {
             cblas_sgemm_rowMajor(transA: true, transB: false, m: channelsPerGroup, n: patchSize, k: rows,
                                  a: diff + g * channelsPerGroup, lda: outputs,
                                  b: patches + g * groupStride, ldb: patchSize,
-                                 c: gradient + g * channelsPerGroup * patchSize, ldc: patchSize)
+                                 c: gradient + g * channelsPerGroup * patchSize, ldc: patchSize, accumulate: gradientIsZero)
         }
     }
 }
 
-/// `C = op(A) * op(B)` (row-major, beta 0) through OpenBLAS.
+/// `C = op(A) * op(B)` (row-major, beta 0) through OpenBLAS; with `accumulate`,
+/// `C += op(A) * op(B)` (beta 1).
 @inline(__always)
 func cblas_sgemm_rowMajor(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                          c: UnsafeMutablePointer<Float>, ldc: Int) {
+                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
     if m == 0 || n == 0 { return }
     if k == 0 {
-        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = 0 } }
+        if !accumulate { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = 0 } } }
         return
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), 1, a, Int32(max(1, lda)), b, Int32(max(1, ldb)), 0, c, Int32(max(1, ldc)))
+                Int32(m), Int32(n), Int32(k), 1, a, Int32(max(1, lda)), b, Int32(max(1, ldb)), accumulate ? 1 : 0,
+                c, Int32(max(1, ldc)))
 }

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CWhittleKernels
 import Foundation
 import WhittleEngine
 
@@ -98,7 +99,8 @@ public struct AdaRoundLayerOutcome: Sendable {
 
 /// The optimiser of one layer problem. Every buffer is allocated in `init`; an iteration
 /// gathers a minibatch, computes the soft weights, runs two GEMMs (forward, weight gradient)
-/// and one fused elementwise pass (chain rule to `V`, Adam) without allocating.
+/// and one fused elementwise pass (chain rule to `V`, Adam; `whittle_adaround_update` in
+/// CWhittleKernels, AVX2+FMA when the CPU has it) without allocating.
 ///
 /// Math (per weight, grid `[low, high]` = `[offset, offset + steps]` of its channel):
 ///
@@ -137,6 +139,8 @@ final class AdaRoundOptimizer {
     let batchTargets: UnsafeMutablePointer<Float>
     let batchOutput: UnsafeMutablePointer<Float>
     let batchRows: UnsafeMutablePointer<Int>
+    /// The rows of the next iteration's minibatch, drawn one iteration ahead (see `run`).
+    let nextBatchRows: UnsafeMutablePointer<Int>
     let imagePermutation: UnsafeMutablePointer<Int>
     let rowPermutation: UnsafeMutablePointer<Int>
     let imageStarts: UnsafeMutablePointer<Int>
@@ -176,6 +180,8 @@ final class AdaRoundOptimizer {
         batchOutput = buffer(maxBatchRows * problem.outputChannels)
         batchRows = .allocate(capacity: max(1, maxBatchRows))
         batchRows.initialize(repeating: 0, count: max(1, maxBatchRows))
+        nextBatchRows = .allocate(capacity: max(1, maxBatchRows))
+        nextBatchRows.initialize(repeating: 0, count: max(1, maxBatchRows))
         imagePermutation = .allocate(capacity: max(1, imageCount))
         imageStarts = .allocate(capacity: max(1, imageCount))
         imageEnds = .allocate(capacity: max(1, imageCount))
@@ -212,7 +218,7 @@ final class AdaRoundOptimizer {
                   elementScale, elementLow, elementHigh, batchPatches, batchTargets, batchOutput] {
             p.deallocate()
         }
-        batchRows.deallocate(); imagePermutation.deallocate(); rowPermutation.deallocate()
+        batchRows.deallocate(); nextBatchRows.deallocate(); imagePermutation.deallocate(); rowPermutation.deallocate()
         imageStarts.deallocate(); imageEnds.deallocate()
     }
 
@@ -229,7 +235,10 @@ final class AdaRoundOptimizer {
 
     /// Draws a minibatch (`batchImages` distinct images by a partial Fisher-Yates shuffle,
     /// `batchPositionsPerImage` distinct cached rows of each) into `batchRows`; returns its size.
-    func sampleBatch() -> Int {
+    func sampleBatch() -> Int { sampleBatch(into: batchRows) }
+
+    /// `sampleBatch()` into `rowList` (`maxBatchRows` long).
+    func sampleBatch(into rowList: UnsafeMutablePointer<Int>) -> Int {
         let images = min(options.batchImages, imageCount)
         var rows = 0
         for i in 0..<images {
@@ -244,7 +253,7 @@ final class AdaRoundOptimizer {
                 let row = rowPermutation[start + q]
                 rowPermutation[start + q] = rowPermutation[start + p]
                 rowPermutation[start + p] = row
-                batchRows[rows] = row
+                rowList[rows] = row
                 rows += 1
             }
         }
@@ -255,10 +264,18 @@ final class AdaRoundOptimizer {
     func gather(_ rowList: UnsafePointer<Int>, _ rows: Int, patches: UnsafePointer<Float>, targets: UnsafePointer<Float>) {
         let k = problem.patchSize, outputs = problem.outputChannels, total = problem.rowCount
         for g in 0..<problem.groups {
-            let source = patches + g * total * k, destination = batchPatches + g * maxBatchRows * k
-            for i in 0..<rows { (destination + i * k).update(from: source + rowList[i] * k, count: k) }
+            whittle_gather_rows(patches + g * total * k, rowList, rows, k, batchPatches + g * maxBatchRows * k)
         }
-        for i in 0..<rows { (batchTargets + i * outputs).update(from: targets + rowList[i] * outputs, count: outputs) }
+        whittle_gather_rows(targets, rowList, rows, outputs, batchTargets)
+    }
+
+    /// Starts fetching the rows `gather` will read for `rowList` into cache. The cached rows
+    /// (tens of MB for wide layers) are read at random, so without this the gather waits on
+    /// memory for every row.
+    func prefetch(_ rowList: UnsafePointer<Int>, _ rows: Int, patches: UnsafePointer<Float>, targets: UnsafePointer<Float>) {
+        let k = problem.patchSize, total = problem.rowCount
+        for g in 0..<problem.groups { whittle_prefetch_rows(patches + g * total * k, rowList, rows, k) }
+        whittle_prefetch_rows(targets, rowList, rows, problem.outputChannels)
     }
 
     /// Soft weights `W~`, `h(V)`, `dh/dV` and `s * 1[low <= floor + h <= high] * dh/dV` from the
@@ -371,7 +388,7 @@ final class AdaRoundOptimizer {
     /// betas 0.9 / 0.999, eps 1e-8, bias-corrected moments).
     func adamStep() {
         step += 1
-        let beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
+        let beta1 = Self.adamBeta1, beta2 = Self.adamBeta2, epsilon = Self.adamEpsilon
         let correction1 = 1 - Float(pow(Double(beta1), Double(step)))
         let correction2 = 1 - Float(pow(Double(beta2), Double(step)))
         let stepSize = options.learningRate / correction1
@@ -388,52 +405,93 @@ final class AdaRoundOptimizer {
 
     /// Runs `iterations` iterations; checks cancellation and reports every `checkInterval`.
     ///
-    /// Each iteration: draw and gather a minibatch, forward GEMM with the soft weights, output
+    /// Each iteration: gather a minibatch, forward GEMM with the soft weights, output
     /// gradient, weight-gradient GEMM, then one fused elementwise pass (`fusedUpdate`: chain
-    /// rule to `V`, regulariser, Adam, and the next soft weights), split over the engine's
-    /// threads for large layers. The same arithmetic as `lossAndGradient` + `adamStep`, in one
-    /// pass over the weights instead of three.
-    func run(iterations: Int, job: JobContext, phase: String, detail: String?) throws {
-        let k = problem.patchSize
+    /// rule to `V`, regulariser, Adam, and the next soft weights). The same arithmetic as
+    /// `lossAndGradient` + `adamStep`, in one pass over the weights instead of three. The next
+    /// minibatch is drawn right after this one is gathered (the same draws in the same order
+    /// as `runReference`) so its rows can be prefetched while this iteration computes.
+    ///
+    /// - Parameter parallelChannels: with BLAS on one thread, split each iteration of a large
+    ///   ungrouped layer over two threads by output channels (all of an iteration's work after
+    ///   the gather is independent per output channel: the forward column, its output gradient,
+    ///   its weight-gradient row and the update of its weights), one hand-off per iteration.
+    ///   Otherwise only the elementwise pass of large layers is split.
+    func run(iterations: Int, job: JobContext, phase: String, detail: String?, parallelChannels: Bool = false) throws {
+        let k = problem.patchSize, outputs = problem.outputChannels
         let groups = problem.groups, perGroup = problem.channelsPerGroup
         refreshSoftWeights()
-        // Elements per parallel chunk (a multiple of 8); small layers run on the calling thread.
+        // The fused update leaves `gradient` zero for the next weight-gradient product to
+        // accumulate into; start from zeros too (the reference loop may have left a gradient).
+        gradient.update(repeating: 0, count: paddedCount)
+        let threads = EngineThreads.count
+        // Split by channels when the per-iteration products (2 x rows x O x K multiply-adds)
+        // are worth a thread hand-off (a few microseconds).
+        let channelParts = parallelChannels && threads > 1 && groups == 1 && outputs >= 16
+            && maxBatchRows * outputs * k >= 1 << 19 ? 2 : 1
+        // Otherwise: elements per parallel chunk of the elementwise pass (a multiple of 8);
+        // small layers run on the calling thread.
         let chunk = 4096
         let chunks = (paddedCount + chunk - 1) / chunk
         try problem.patches.withUnsafeBufferPointer { patches in
             try problem.targets.withUnsafeBufferPointer { targets in
                 try problem.bias.withUnsafeBufferPointer { bias in
                     guard let patches = patches.baseAddress, let targets = targets.baseAddress,
-                          let bias = bias.baseAddress else { return }
+                          let bias = bias.baseAddress, iterations > 0 else { return }
+                    var current = batchRows, next = nextBatchRows
+                    var rows = sampleBatch(into: current)
                     for t in 0..<iterations {
                         if t % options.checkInterval == 0 {
                             try job.checkCancellation(phase)
                             job.report(phase: phase, completed: t, total: iterations, detail: detail)
                         }
-                        let rows = sampleBatch()
-                        gather(batchRows, rows, patches: patches, targets: targets)
-                        AdaRoundAlgebra.forward(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
-                                                patches: batchPatches, groupStride: maxBatchRows * k, weights: soft, output: batchOutput)
-                        outputGradient(rows: rows, bias: bias)
-                        AdaRoundAlgebra.weightGradient(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
-                                                       patches: batchPatches, groupStride: maxBatchRows * k,
-                                                       diff: batchOutput, gradient: gradient)
+                        gather(current, rows, patches: patches, targets: targets)
+                        let nextRows = t + 1 < iterations ? sampleBatch(into: next) : 0
+                        prefetch(next, nextRows, patches: patches, targets: targets)
                         step += 1
-                        let beta = Self.beta(iteration: t, of: iterations, options: options)
-                        let constants = adamConstants()
-                        if chunks >= 4 && EngineThreads.count > 1 {
-                            parallelFor(chunks, grain: 2) { c in
-                                self.fusedUpdate(from: c * chunk, to: Swift.min(self.paddedCount, (c + 1) * chunk),
-                                                      beta: beta, stepSize: constants.stepSize, inverseRoot2: constants.inverseRoot2)
+                        let constants = stepConstants(beta: Self.beta(iteration: t, of: iterations, options: options))
+                        if channelParts > 1 {
+                            let batchRows = rows
+                            parallelFor(channelParts) { part in
+                                let channels = (part * outputs / channelParts)..<((part + 1) * outputs / channelParts)
+                                self.iterate(channels: channels, rows: batchRows, bias: bias, constants)
                             }
                         } else {
-                            fusedUpdate(from: 0, to: paddedCount, beta: beta, stepSize: constants.stepSize,
-                                        inverseRoot2: constants.inverseRoot2)
+                            AdaRoundAlgebra.forward(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
+                                                    patches: batchPatches, groupStride: maxBatchRows * k, weights: soft, output: batchOutput)
+                            outputGradient(rows: rows, bias: bias, channels: 0..<outputs)
+                            AdaRoundAlgebra.weightGradient(groups: groups, channelsPerGroup: perGroup, patchSize: k, rows: rows,
+                                                           patches: batchPatches, groupStride: maxBatchRows * k,
+                                                           diff: batchOutput, gradient: gradient, gradientIsZero: true)
+                            if chunks >= 4 && threads > 1 {
+                                parallelFor(chunks, grain: 2) { c in
+                                    self.fusedUpdate(from: c * chunk, to: Swift.min(self.paddedCount, (c + 1) * chunk), constants)
+                                }
+                            } else {
+                                fusedUpdate(from: 0, to: paddedCount, constants)
+                            }
                         }
+                        swap(&current, &next)
+                        rows = nextRows
                     }
                 }
             }
         }
+    }
+
+    /// One iteration's work after the gather for output `channels` of an ungrouped layer:
+    /// the forward columns, their output gradient, the weight-gradient rows (single-threaded
+    /// BLAS calls, accumulating into the zeros the previous update left) and the fused update
+    /// of those rows' weights (the last part also takes the inert padding).
+    func iterate(channels: Range<Int>, rows: Int, bias: UnsafePointer<Float>, _ constants: whittle_adaround_step) {
+        let k = problem.patchSize, outputs = problem.outputChannels
+        let first = channels.lowerBound
+        cblas_sgemm_rowMajor(transA: false, transB: true, m: rows, n: channels.count, k: k, a: batchPatches, lda: k,
+                             b: soft + first * k, ldb: k, c: batchOutput + first, ldc: outputs)
+        outputGradient(rows: rows, bias: bias, channels: channels)
+        cblas_sgemm_rowMajor(transA: true, transB: false, m: channels.count, n: k, k: rows, a: batchOutput + first, lda: outputs,
+                             b: batchPatches, ldb: k, c: gradient + first * k, ldc: k, accumulate: true)
+        fusedUpdate(from: first * k, to: channels.upperBound == outputs ? paddedCount : channels.upperBound * k, constants)
     }
 
     /// The reference iteration loop (three passes: soft weights, loss and gradient, Adam);
@@ -452,29 +510,38 @@ final class AdaRoundOptimizer {
         }
     }
 
-    /// Adam's bias-corrected step size and `1 / sqrt(1 - beta2^t)` for the current `step`.
-    func adamConstants() -> (stepSize: Float, inverseRoot2: Float) {
-        let beta1: Float = 0.9, beta2: Float = 0.999
-        let correction1 = 1 - Float(pow(Double(beta1), Double(step)))
-        let correction2 = 1 - Float(pow(Double(beta2), Double(step)))
-        return (options.learningRate / correction1, 1 / correction2.squareRoot())
+    /// torch.optim.Adam's defaults (betas 0.9 / 0.999, eps 1e-8), as AIMET uses them.
+    static let adamBeta1: Float = 0.9
+    static let adamBeta2: Float = 0.999
+    static let adamEpsilon: Float = 1e-8
+
+    /// The constants of one fused step at the current `step`: the regulariser exponent (nil
+    /// during the warm start), Adam's bias-corrected step size and `1 / sqrt(1 - beta2^t)`.
+    func stepConstants(beta: Float?) -> whittle_adaround_step {
+        let correction1 = 1 - Float(pow(Double(Self.adamBeta1), Double(step)))
+        let correction2 = 1 - Float(pow(Double(Self.adamBeta2), Double(step)))
+        return whittle_adaround_step(
+            zeta: AdaRoundConstants.zeta, gamma: AdaRoundConstants.gamma, regularised: beta == nil ? 0 : 1,
+            beta: beta ?? 0, regularization: options.regularization,
+            beta1: Self.adamBeta1, beta2: Self.adamBeta2, epsilon: Self.adamEpsilon,
+            step_size: options.learningRate / correction1, inverse_root2: 1 / correction2.squareRoot())
     }
 
-    /// Replaces the forward output `batchOutput` (`rows x O`, before bias) by the output
-    /// gradient `(2 / rows) (f(yhat) - f(y)) f'(yhat)`, as `lossAndGradient` does.
-    func outputGradient(rows: Int, bias: UnsafePointer<Float>) {
+    /// Replaces the forward output `batchOutput` (`rows x O`, before bias) of `channels` by
+    /// the output gradient `(2 / rows) (f(yhat) - f(y)) f'(yhat)`, as `lossAndGradient` does.
+    func outputGradient(rows: Int, bias: UnsafePointer<Float>, channels: Range<Int>) {
         let outputs = problem.outputChannels
         let scale = 2 / Float(max(1, rows))
         switch problem.activation {
         case .none:
             for r in 0..<rows {
                 let out = batchOutput + r * outputs, target = batchTargets + r * outputs
-                for o in 0..<outputs { out[o] = scale * (out[o] + bias[o] - target[o]) }
+                for o in channels { out[o] = scale * (out[o] + bias[o] - target[o]) }
             }
         case .relu:
             for r in 0..<rows {
                 let out = batchOutput + r * outputs, target = batchTargets + r * outputs
-                for o in 0..<outputs {
+                for o in channels {
                     let y = out[o] + bias[o]
                     let t = target[o] > 0 ? target[o] : 0
                     out[o] = y > 0 ? scale * (y - t) : 0
@@ -483,7 +550,7 @@ final class AdaRoundOptimizer {
         case .clip(let low, let high):
             for r in 0..<rows {
                 let out = batchOutput + r * outputs, target = batchTargets + r * outputs
-                for o in 0..<outputs {
+                for o in channels {
                     let y = out[o] + bias[o]
                     let t = min(max(target[o], low), high)
                     out[o] = (y > low && y < high) ? scale * (y - t) : 0
@@ -507,84 +574,16 @@ final class AdaRoundOptimizer {
         }
     }
 
-    /// Elements `[start, end)` (multiples of 8) of one fused step, with `gradient` holding
-    /// `dL/dW~`: chain rule to `V` (plus the regulariser's gradient when `beta` is set), the
-    /// Adam update of `V` (`step` already advanced) and the new `sigmoid` and soft weights.
-    /// Works in blocks of 512 elements that stay in L1, with two short loops per block (one
-    /// long loop would keep too many vectors live for the baseline target's 16 registers).
-    func fusedUpdate(from start: Int, to end: Int, beta: Float?, stepSize: Float, inverseRoot2: Float) {
-        var block = start
-        while block < end {
-            let blockEnd = Swift.min(end, block + 512)
-            chainRule(from: block, to: blockEnd, beta: beta)
-            adamAndSoftWeights(from: block, to: blockEnd, stepSize: stepSize, inverseRoot2: inverseRoot2)
-            block = blockEnd
-        }
-    }
-
-    /// `gradient` from `dL/dW~` to `dL/dV` (reconstruction through the clamp and `h`, plus the
-    /// regulariser's `lambda dR/dh dh/dV` when `beta` is set), from the stored `sigmoid`.
-    @inline(__always)
-    func chainRule(from start: Int, to end: Int, beta: Float?) {
-        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
-        let zero = F8(repeating: 0), one = F8(repeating: 1)
-        if let beta {
-            let tiny = F8(repeating: 1e-30), floorLog = F8(repeating: -100)
-            let factor = -2 * beta * options.regularization
-            for i in stride(from: start, to: end, by: 8) {
-                let sigma = load8(sigmoid + i)
-                let r = sigma * (zeta - gamma) + gamma
-                let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
-                let derivative = (sigma * (one - sigma) * (zeta - gamma)).replacing(with: 0, where: (r .< 0) .| (r .> 1))
-                let u = load8(floorW + i) + h
-                let chain = (load8(elementScale + i) * derivative)
-                    .replacing(with: 0, where: (u .< load8(elementLow + i)) .| (u .> load8(elementHigh + i)))
-                let a = h * 2 - 1
-                let magnitude = a.replacing(with: -a, where: a .< 0)
-                let small = magnitude .< tiny
-                let logarithm = adaRoundLog8(magnitude.replacing(with: 1, where: small)).replacing(with: floorLog, where: small)
-                let power = adaRoundExp8(logarithm * (beta - 1))
-                let sign = one.replacing(with: -1, where: a .< 0)
-                store8(load8(gradient + i) * chain + factor * power * sign * derivative, gradient + i)
-            }
-        } else {
-            for i in stride(from: start, to: end, by: 8) {
-                let sigma = load8(sigmoid + i)
-                let r = sigma * (zeta - gamma) + gamma
-                let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
-                let derivative = (sigma * (one - sigma) * (zeta - gamma)).replacing(with: 0, where: (r .< 0) .| (r .> 1))
-                let u = load8(floorW + i) + h
-                let chain = (load8(elementScale + i) * derivative)
-                    .replacing(with: 0, where: (u .< load8(elementLow + i)) .| (u .> load8(elementHigh + i)))
-                store8(load8(gradient + i) * chain, gradient + i)
-            }
-        }
-    }
-
-    /// Adam on `V` with the gradient in `gradient`, then the new `sigmoid` and soft weights.
-    @inline(__always)
-    func adamAndSoftWeights(from start: Int, to end: Int, stepSize: Float, inverseRoot2: Float) {
-        let zeta = AdaRoundConstants.zeta, gamma = AdaRoundConstants.gamma
-        let zero = F8(repeating: 0), one = F8(repeating: 1)
-        let beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
-        for i in stride(from: start, to: end, by: 8) {
-            let g = load8(gradient + i)
-            let m = load8(firstMoment + i) * beta1 + g * (1 - beta1)
-            let s = load8(secondMoment + i) * beta2 + g * g * (1 - beta2)
-            store8(m, firstMoment + i)
-            store8(s, secondMoment + i)
-            let updated = load8(v + i) - stepSize * m / (adaRoundSquareRoot8(s) * inverseRoot2 + epsilon)
-            store8(updated, v + i)
-        }
-        for i in stride(from: start, to: end, by: 8) {
-            let sigma = one / (one + adaRoundExp8(-load8(v + i)))
-            let r = sigma * (zeta - gamma) + gamma
-            let h = r.replacing(with: zero, where: r .< zero).replacing(with: one, where: r .> one)
-            let low = load8(elementLow + i), high = load8(elementHigh + i)
-            let u = load8(floorW + i) + h
-            store8(sigma, sigmoid + i)
-            store8(load8(elementScale + i) * u.replacing(with: low, where: u .< low).replacing(with: high, where: u .> high), soft + i)
-        }
+    /// Elements `[start, end)` of one fused step, with `gradient` holding `dL/dW~`: chain rule
+    /// to `V` (plus the regulariser's gradient when `constants.regularised`), the Adam update
+    /// of `V` (`step` already advanced) and the new `sigmoid` and soft weights
+    /// (`whittle_adaround_update`; the math is spelled out in CWhittleKernels.h).
+    func fusedUpdate(from start: Int, to end: Int, _ constants: whittle_adaround_step) {
+        var buffers = whittle_adaround_buffers(
+            v: v, first_moment: firstMoment, second_moment: secondMoment, sigmoid: sigmoid, soft: soft,
+            gradient: gradient, floor_w: floorW, scale: elementScale, low: elementLow, high: elementHigh)
+        var constants = constants
+        whittle_adaround_update(&buffers, &constants, start, end)
     }
 
     /// Hard-rounded weights: `h = 1[V >= 0]`.
@@ -631,12 +630,14 @@ extension AdaRound {
         let optimizer = try AdaRoundOptimizer(problem: problem, encodings: encodings, options: options)
         // The per-iteration GEMMs are small: OpenBLAS's thread hand-off costs more than it saves
         // (and much more on a loaded machine), so they run on one thread; restored afterwards.
+        // Large ungrouped layers then split each iteration over the engine's threads by output
+        // channels instead (`run(parallelChannels:)`).
         let singleThreaded = optimizer.maxBatchRows * problem.outputChannels * problem.patchSize < (1 << 22)
         if singleThreaded { openblas_set_num_threads(1) }
         defer { if singleThreaded { openblas_set_num_threads(Int32(EngineThreads.count)) } }
         let smallest = encodings.map(\.bitWidth).min() ?? 8
         let iterations = options.iterations ?? AdaRoundOptions.defaultIterations(bitWidth: smallest)
-        try optimizer.run(iterations: iterations, job: job, phase: "AdaRound", detail: detail)
+        try optimizer.run(iterations: iterations, job: job, phase: "AdaRound", detail: detail, parallelChannels: singleThreaded)
         let hard = optimizer.hardWeights()
         let nearest = optimizer.nearestWeights()
         let changed = zip(hard, nearest).filter { $0 != $1 }.count
