@@ -560,6 +560,8 @@ void whittle_im2col_tap_images(const float *source, long sourceStride, long imag
         im2col_tap(source + image * sourceStride, inH, inW, outH, outW, strideH, strideW, y0, x0, lo, hi,
                            out + image * outStride);
     }
+}
+
 #ifdef WHITTLE_X86
 /// Flush-to-zero and denormals-are-zero on (MXCSR bits 15 and 6); returns the previous state.
 static unsigned int flush_denormals(void) {

@@ -33,6 +33,7 @@ void whittle_im2col_tap(const float *source, long inH, long inW, long outH, long
 void whittle_im2col_tap_images(const float *source, long sourceStride, long images, long inH, long inW, long outH,
                                long outW, long strideH, long strideW, long y0, long x0, long lo, long hi,
                                float *out, long outStride);
+
 /// The per-weight buffers of one AdaRound layer problem (all the same length).
 typedef struct whittle_adaround_buffers {
     /// Rounding variables `V`, Adam's moments, `sigmoid(V)` and the soft weights `W~`: updated.
