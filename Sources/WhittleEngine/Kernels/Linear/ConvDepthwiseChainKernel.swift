@@ -110,15 +110,7 @@ struct LinearConvDepthwiseChainKernel: Kernel {
         self.stripRows = stripRows
         self.strips = strips
         stripSpan = span
-        var offsets: [Int] = []
-        for ky in 0..<win.kH {
-            for kx in 0..<win.kW {
-                let row = ky * win.dilationH, column = kx * win.dilationW
-                let phase = (row % win.strideH) * win.strideW + column % win.strideW
-                offsets.append(phase * phaseStride + (row / win.strideH) * phaseWidth + column / win.strideW)
-            }
-        }
-        tapOffsets = LinearTable(offsets)
+        tapOffsets = LinearTable(LinearDepthwiseKernel.tapOffsets(win, phaseStride: phaseStride, phaseWidth: phaseWidth))
         self.workers = workers
         let maxInputRows = min(span, win.inH)
         stripFloats = channels * maxInputRows * win.inW

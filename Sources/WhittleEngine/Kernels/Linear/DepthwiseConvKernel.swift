@@ -65,15 +65,7 @@ struct LinearDepthwiseKernel: Kernel {
         sliceCount = win.strideH * win.strideW * phaseStride
         slices = max(1, threads)
         scratchCount = slices * sliceCount
-        var offsets: [Int] = []
-        for ky in 0..<win.kH {
-            for kx in 0..<win.kW {
-                let row = ky * win.dilationH, column = kx * win.dilationW
-                let phase = (row % win.strideH) * win.strideW + column % win.strideW
-                offsets.append(phase * phaseStride + (row / win.strideH) * phaseWidth + column / win.strideW)
-            }
-        }
-        tapOffsets = LinearTable(offsets)
+        tapOffsets = LinearTable(Self.tapOffsets(win, phaseStride: phaseStride, phaseWidth: phaseWidth))
     }
 
     func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>) {
@@ -102,6 +94,20 @@ struct LinearDepthwiseKernel: Kernel {
                 }
             }
         }
+    }
+
+    /// Offset of every tap (row-major `ky, kx`) in a phase buffer of `strideH * strideW` phase
+    /// planes `phaseStride` floats apart, rows `phaseWidth` apart.
+    static func tapOffsets(_ win: LinearPlanarWindow, phaseStride: Int, phaseWidth: Int) -> [Int] {
+        var offsets: [Int] = []
+        for ky in 0..<win.kH {
+            for kx in 0..<win.kW {
+                let row = ky * win.dilationH, column = kx * win.dilationW
+                let phase = (row % win.strideH) * win.strideW + column % win.strideW
+                offsets.append(phase * phaseStride + (row / win.strideH) * phaseWidth + column / win.strideW)
+            }
+        }
+        return offsets
     }
 
     /// Copies one input plane into the phase planes (only the part of the padded extent that
