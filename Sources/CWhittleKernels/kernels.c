@@ -179,7 +179,7 @@ AVX2 static inline void store_row_part(float *target, __m256 a, long left, const
 }
 
 /// One row of up to `columns` outputs for any number of taps: 16 columns per step with the
-/// tap weights broadcast once per step, then 8, then a masked tail.
+/// tap weights broadcast once per step, then 8 at a time (the last step stored by `store_row_part`).
 AVX2 static void depthwise_row_avx2(const float *row, const long *offsets, long taps, const float *weights,
                                     __m256 vbias, __m256 vlow, __m256 vhigh, long columns, float *target,
                                     const float *limit) {

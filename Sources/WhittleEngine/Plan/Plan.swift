@@ -139,26 +139,23 @@ public final class Plan: @unchecked Sendable {
         func fusedStep(for position: Int) throws -> (kernel: any Kernel, consumer: Int)? {
             let runtime = analysis.runtimeNodes[position]
             let node = runtime.node
-            guard node.outputs.count == 1, let produced = node.outputs.first, !outputSet.contains(produced),
-                  !options.preservedTensors.contains(produced), !options.observedTensors.contains(produced),
-                  readers[produced] == 1,
+            guard node.outputs.count == 1, let produced = node.outputs.first,
                   FusionRules.canFuseActivation(into: node.opType),
-                  let consumer = nodeByReader[produced],
-                  analysis.runtimeNodes[consumer].node.inputs.first == produced,
+                  let consumer = soleReader(of: produced),
                   let activation = FusionRules.activation(of: analysis.runtimeNodes[consumer].context),
                   let kernel = try FusionRules.makeKernel(context: runtime.context, outputs: runtime.outputInfos, activation: activation)
             else { return nil }
             return (kernel, consumer)
         }
 
-        /// The node reading `tensor` when it is the only reader, reads it as its first input
-        /// only, and nothing needs `tensor` itself (graph output, preserved, observed).
+        /// The node reading `tensor` when it is the only reader (one input slot in all, so no
+        /// other input of it) and reads it as its first input, and nothing needs `tensor`
+        /// itself (graph output, preserved, observed).
         func soleReader(of tensor: String) -> Int? {
             guard !outputSet.contains(tensor), !options.preservedTensors.contains(tensor),
                   !options.observedTensors.contains(tensor), readers[tensor] == 1,
-                  let reader = nodeByReader[tensor] else { return nil }
-            let inputs = analysis.runtimeNodes[reader].node.inputs
-            guard inputs.first == tensor, inputs.dropFirst().allSatisfy({ $0 != tensor }) else { return nil }
+                  let reader = nodeByReader[tensor], analysis.runtimeNodes[reader].node.inputs.first == tensor
+            else { return nil }
             return reader
         }
 

@@ -31,8 +31,6 @@ struct LinearConvDepthwiseChainKernel: Kernel {
     let phaseWidth: Int, phaseStride: Int
     /// Depthwise output rows per strip, and strips per image.
     let stripRows: Int, strips: Int
-    /// Rows of input (padded coordinates) a full strip spans.
-    let stripSpan: Int
     let tapOffsets: LinearTable<Int>
     let workers: Int
     let stripFloats: Int, columnFloats: Int, phaseFloats: Int
@@ -105,11 +103,10 @@ struct LinearConvDepthwiseChainKernel: Kernel {
         copyColumns = max(0, min(win.inW, paddedW - win.padLeft))
         phaseWidth = (paddedW + win.strideW - 1) / win.strideW
         let phaseRows = (span + win.strideH - 1) / win.strideH
-        // Slack for the row kernel's last (masked) vector, as in LinearDepthwiseKernel.
+        // Slack for the row kernel's last (partial) vector, as in LinearDepthwiseKernel.
         phaseStride = phaseRows * phaseWidth + 2 * LinearDepthwiseKernel.lanes
         self.stripRows = stripRows
         self.strips = strips
-        stripSpan = span
         tapOffsets = LinearTable(LinearDepthwiseKernel.tapOffsets(win, phaseStride: phaseStride, phaseWidth: phaseWidth))
         self.workers = workers
         let maxInputRows = min(span, win.inH)

@@ -250,35 +250,32 @@ enum LinearConv {
                 let offset = kx * win.dilationW - win.padLeft
                 let source = x + (image * channels + group * channelsPerGroup + c) * win.inPlane
                 let destination = columns + row * width - start
-                // Whole output rows inside the block in one call; the partial rows at its ends below.
-                let firstFull = (start + outW - 1) / outW, endFull = end / outW
-                if endFull > firstFull {
-                    whittle_im2col_tap(source, win.inH, win.inW, endFull - firstFull, outW, win.strideH, win.strideW,
-                                       firstFull * win.strideH + ky * win.dilationH - win.padTop, offset, lo, hi,
-                                       destination + firstFull * outW)
+                let y0 = ky * win.dilationH - win.padTop
+                // Output row `oy`, columns `[first, last)`: a one-row im2col of just that segment.
+                func segment(_ oy: Int, _ first: Int, _ last: Int) {
+                    let count = last - first
+                    let segmentLo = min(max(lo - first, 0), count), segmentHi = max(min(hi - first, count), segmentLo)
+                    whittle_im2col_tap(source, win.inH, win.inW, 1, count, win.strideH, win.strideW, oy * win.strideH + y0,
+                                       offset + first * win.strideW, segmentLo, segmentHi, destination + oy * outW + first)
                 }
-                var oy = start / outW
-                while oy * outW < end {
-                    if oy >= firstFull && oy < endFull {
-                        oy = endFull
-                        continue
-                    }
-                    let rowStart = oy * outW
-                    let first = max(start, rowStart) - rowStart, last = min(end, rowStart + outW) - rowStart
-                    let out = destination + rowStart
-                    let iy = oy * win.strideH - win.padTop + ky * win.dilationH
-                    if iy < 0 || iy >= win.inH {
-                        (out + first).update(repeating: 0, count: last - first)
-                    } else {
-                        let validLo = min(max(lo, first), last), validHi = max(min(hi, last), validLo)
-                        if validLo > first { (out + first).update(repeating: 0, count: validLo - first) }
-                        if last > validHi { (out + validHi).update(repeating: 0, count: last - validHi) }
-                        if validHi > validLo {
-                            linearStridedCopy(source + iy * win.inW + validLo * win.strideW + offset, stride: win.strideW,
-                                              count: validHi - validLo, to: out + validLo)
-                        }
-                    }
-                    oy += 1
+                let firstRow = start / outW, lastRow = (end - 1) / outW
+                if firstRow == lastRow {
+                    segment(firstRow, start - firstRow * outW, end - firstRow * outW)
+                    continue
+                }
+                // Partial rows at the block's ends, whole rows between them in one call.
+                var fullFrom = firstRow, fullTo = lastRow + 1
+                if start > firstRow * outW {
+                    segment(firstRow, start - firstRow * outW, outW)
+                    fullFrom += 1
+                }
+                if end < fullTo * outW {
+                    segment(lastRow, 0, end - lastRow * outW)
+                    fullTo -= 1
+                }
+                if fullTo > fullFrom {
+                    whittle_im2col_tap(source, win.inH, win.inW, fullTo - fullFrom, outW, win.strideH, win.strideW,
+                                       fullFrom * win.strideH + y0, offset, lo, hi, destination + fullFrom * outW)
                 }
             }
         }
@@ -303,27 +300,5 @@ enum LinearConv {
                                           columns + row * width, win.outPlane)
             }
         }
-    }
-}
-
-/// `target[i] = source[i * stride]` for `i < count`; stride 2 (strided convolutions) moves 8
-/// floats per step, reading only elements up to `source[(count - 1) * stride]`.
-@inline(__always)
-func linearStridedCopy(_ source: UnsafePointer<Float>, stride: Int, count: Int, to target: UnsafeMutablePointer<Float>) {
-    if stride == 1 {
-        target.update(from: source, count: count)
-        return
-    }
-    var i = 0
-    if stride == 2 {
-        while i &+ 8 < count {
-            let pairs = UnsafeRawPointer(source + (i &<< 1)).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(target + i).storeBytes(of: pairs.evenHalf, as: SIMD8<Float>.self)
-            i &+= 8
-        }
-    }
-    while i < count {
-        target[i] = source[i &* stride]
-        i &+= 1
     }
 }

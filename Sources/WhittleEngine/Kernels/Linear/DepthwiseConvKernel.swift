@@ -12,7 +12,7 @@ import CWhittleKernels
 /// `y[oy, ox] = act(b + sum over taps of w[tap] * buffer[offset[tap] + oy * phaseWidth + ox])` over
 /// contiguous `ox`: no border branches and no strided loads. The rows are computed straight
 /// into the output, bias and fused activation included, by `whittle_depthwise_rows`
-/// (CWhittleKernels: AVX2+FMA when the CPU has it, 16 columns per step, masked tails).
+/// (CWhittleKernels: AVX2+FMA when the CPU has it, register-tiled rows, no masked stores).
 ///
 /// Planes are split into one contiguous range per thread; each thread owns a slice of the
 /// scratch buffer (its padded planes).
@@ -59,7 +59,7 @@ struct LinearDepthwiseKernel: Kernel {
         paddedW = (win.outW - 1) * win.strideW + (win.kW - 1) * win.dilationW + 1
         phaseRows = (paddedH + win.strideH - 1) / win.strideH
         phaseWidth = (paddedW + win.strideW - 1) / win.strideW
-        // A row's last (masked) vector may read up to `lanes - 1` floats past the last phase
+        // A row's last (partial) vector may read up to `lanes - 1` floats past the last phase
         // plane row; the row kernel's contract asks for two vectors of slack.
         phaseStride = phaseRows * phaseWidth + 2 * Self.lanes
         sliceCount = win.strideH * win.strideW * phaseStride
