@@ -89,6 +89,15 @@ struct ScoreAccumulator {
         samples += rows
     }
 
+    /// Adds the sums of another pass over other samples.
+    mutating func merge(_ other: ScoreAccumulator) {
+        signal += other.signal
+        noise += other.noise
+        agreeing += other.agreeing
+        correct += other.correct
+        samples += other.samples
+    }
+
     func values(classification: Bool, labelled: Bool) -> ScoreValues {
         let count = Double(max(1, samples))
         return ScoreValues(accuracy: classification && labelled ? Double(correct) / count : nil,

@@ -113,45 +113,54 @@ final class PatchedSuffix {
         }
     }
 
+    /// The sample ranges of the batches a run goes through.
+    var batches: [Range<Int>] {
+        stride(from: 0, to: sampleCount, by: batchSize).map { $0..<min($0 + batchSize, sampleCount) }
+    }
+
     /// Runs every batch with `weights` (a value for every name of `patchNames`) and hands the
     /// plan, its outputs computed, to `body` with the sample range.
     func run(weights: [String: [Float]], shouldStop: () -> Bool = { false },
              _ body: (Range<Int>, Plan) throws -> Void) throws {
-        for name in patchNames {
-            guard let values = weights[name], values.count == (shapes[name] ?? []).reduce(1, *) else {
-                throw WhittleError(.invalidModel, "tensor '\(name)'", "no weights of \((shapes[name] ?? []).reduce(1, *)) values supplied")
-            }
-        }
         generation += 1
-        let clock = ContinuousClock()
-        var start = 0
-        while start < sampleCount {
+        let key = -generation
+        for batch in batches {
             if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
-            let end = min(start + batchSize, sampleCount)
-            let plan = try self.plan(forBatch: end - start)
-            let copyStart = clock.now
-            if loaded[end - start] != generation {
-                for name in patchNames {
-                    guard let buffer = plan.inputBuffer(name), let values = weights[name] else { continue }
-                    _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<values.count]).update(fromContentsOf: values)
-                }
-                loaded[end - start] = generation
-            }
-            for name in cutTensors {
-                guard let buffer = plan.inputBuffer(name), let destination = buffer.baseAddress,
-                      let tensor = activations[name] else { continue }
-                let row = tensor.count / max(1, tensor.shape[0])
-                tensor.floats.withUnsafeBufferPointer { values in
-                    guard let base = values.baseAddress else { return }
-                    destination.update(from: base + start * row, count: (end - start) * row)
-                }
-            }
-            let runStart = clock.now
-            copySeconds += seconds(runStart - copyStart)
-            plan.execute()
-            runSeconds += seconds(clock.now - runStart)
-            try body(start..<end, plan)
-            start = end
+            try run(weights: weights, key: key, batch: batch, body)
         }
+    }
+
+    /// Runs one batch (`samples`, one of `batches`) with `weights`, copied into the plan only
+    /// when it last ran another weight set than `key` (a number naming this set).
+    func run(weights: [String: [Float]], key: Int, batch samples: Range<Int>,
+             _ body: (Range<Int>, Plan) throws -> Void) throws {
+        let plan = try self.plan(forBatch: samples.count)
+        let clock = ContinuousClock()
+        let copyStart = clock.now
+        if loaded[samples.count] != key {
+            for name in patchNames {
+                let count = (shapes[name] ?? []).reduce(1, *)
+                guard let values = weights[name], values.count == count else {
+                    throw WhittleError(.invalidModel, "tensor '\(name)'", "no weights of \(count) values supplied")
+                }
+                guard let buffer = plan.inputBuffer(name) else { continue }
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[0..<values.count]).update(fromContentsOf: values)
+            }
+            loaded[samples.count] = key
+        }
+        for name in cutTensors {
+            guard let buffer = plan.inputBuffer(name), let destination = buffer.baseAddress,
+                  let tensor = activations[name] else { continue }
+            let row = tensor.count / max(1, tensor.shape[0])
+            tensor.floats.withUnsafeBufferPointer { values in
+                guard let base = values.baseAddress else { return }
+                destination.update(from: base + samples.lowerBound * row, count: samples.count * row)
+            }
+        }
+        let runStart = clock.now
+        copySeconds += seconds(runStart - copyStart)
+        plan.execute()
+        runSeconds += seconds(clock.now - runStart)
+        try body(samples, plan)
     }
 }

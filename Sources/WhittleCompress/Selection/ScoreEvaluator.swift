@@ -160,8 +160,9 @@ public final class ScoreEvaluator {
     /// variant's graph is evaluated on its own. `progress` is called after each variant (after
     /// all of them when they are scored concurrently).
     ///
-    /// With `parallelVariants` n > 1 the variants are scored n at a time, each with its own
-    /// plans on one engine thread (see `parallelVariants`).
+    /// With `parallelVariants` n > 1 the variants' batches run n at a time, each worker with its
+    /// own plans on one engine thread (see `parallelVariants`); a variant's batch sums are
+    /// merged in batch order.
     public func evaluate(_ sweep: LayerSweep, shouldStop: () -> Bool = { false },
                          progress: (Int) -> Void = { _ in }) throws -> [ScoreValues] {
         let clock = ContinuousClock()
@@ -193,17 +194,37 @@ public final class ScoreEvaluator {
                               labels: labels)
         var results = [ScoreValues?](repeating: nil, count: sweep.variants.count)
         let runStart = clock.now
-        if suffixes.count > 1 {
-            let scored = try VariantWorkers.run(changed, workers: suffixes.count) { worker, index in
-                guard let weights = sweep.variants[index].weights else { return baseline }
-                return try scoring.score(suffixes[worker], weights: weights, shouldStop: shouldStop)
+        if let first = suffixes.first {
+            // Work items: (variant, batch); a variant's batches may run on different workers,
+            // their sums are merged in batch order.
+            let batches = first.batches
+            let items = changed.flatMap { variant in batches.indices.map { (variant, $0) } }
+            let partial: [Int: ScoreAccumulator]
+            if suffixes.count > 1 {
+                partial = try VariantWorkers.run(Array(items.indices), workers: suffixes.count) { worker, item in
+                    if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
+                    let (variant, batch) = items[item]
+                    guard let weights = sweep.variants[variant].weights else { return ScoreAccumulator() }
+                    return try scoring.score(suffixes[worker], weights: weights, key: variant, batch: batches[batch])
+                }
+            } else {
+                var sums: [Int: ScoreAccumulator] = [:]
+                for (item, (variant, batch)) in items.enumerated() {
+                    if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
+                    guard let weights = sweep.variants[variant].weights else { continue }
+                    sums[item] = try scoring.score(first, weights: weights, key: variant, batch: batches[batch])
+                    if batch == batches.count - 1 { progress(variant) }
+                }
+                partial = sums
             }
-            for (index, value) in scored { results[index] = value }
-        } else if let suffix = suffixes.first {
-            for index in changed {
-                guard let weights = sweep.variants[index].weights else { continue }
-                results[index] = try scoring.score(suffix, weights: weights, shouldStop: shouldStop)
-                progress(index)
+            if shouldStop() { throw WhittleError(.cancelled, "", "cancelled") }
+            var merged: [Int: ScoreAccumulator] = [:]
+            for (item, (variant, _)) in items.enumerated() {
+                guard let sums = partial[item] else { continue }
+                merged[variant, default: ScoreAccumulator()].merge(sums)
+            }
+            for (variant, sums) in merged {
+                results[variant] = sums.values(classification: referenceClasses != nil, labelled: labels != nil)
             }
         }
         let runSeconds = seconds(clock.now - runStart)
@@ -242,9 +263,10 @@ public final class ScoreEvaluator {
         let referenceClasses: [Int]?
         let labels: [Int]?
 
-        func score(_ suffix: PatchedSuffix, weights: [String: [Float]], shouldStop: () -> Bool) throws -> ScoreValues {
+        /// The sums of one batch run with `weights` (the weight set numbered `key`).
+        func score(_ suffix: PatchedSuffix, weights: [String: [Float]], key: Int, batch: Range<Int>) throws -> ScoreAccumulator {
             var accumulator = ScoreAccumulator()
-            try suffix.run(weights: weights, shouldStop: shouldStop) { batch, plan in
+            try suffix.run(weights: weights, key: key, batch: batch) { batch, plan in
                 guard let info = plan.info(outputName), let buffer = plan.outputBuffer(outputName),
                       info.count == batch.count * width else {
                     throw WhittleError(.shapeMismatch, "output '\(outputName)'",
@@ -256,7 +278,7 @@ public final class ScoreEvaluator {
                                     referenceClasses: referenceClasses, labels: labels)
                 }
             }
-            return accumulator.values(classification: referenceClasses != nil, labelled: labels != nil)
+            return accumulator
         }
     }
 
