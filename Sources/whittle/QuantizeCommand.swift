@@ -72,7 +72,9 @@ struct Quantize: ParsableCommand {
             if let searched { recipe = searched.chosen.recipe }
             let (quantized, report) = try searched.map { ($0.model, $0.report) }
                 ?? PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: calibration.inputs, job: job)
-            let comparison = try searched?.comparison ?? OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
+            // Against the model as loaded: the exported float graph carries AdaRound's rounded
+            // weights and corrected biases, so it is not the float reference.
+            let comparison = try searched?.comparison ?? OutputComparison.measure(float: graph, quantized: try quantized.simulationGraph(),
                                                           inputs: evaluation.inputs, labels: evaluation.labels,
                                                           batchSize: recipe.batchSize, job: job)
             progress.finish()
