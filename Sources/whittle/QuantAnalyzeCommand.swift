@@ -52,8 +52,10 @@ struct QuantAnalyze: ParsableCommand {
             let progress = ProgressBar()
             let job = progress.context()
             let (quantized, _) = try PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: calibration.inputs, job: job)
+            // Output comparisons against the model as loaded (the quantized model's graph carries
+            // AdaRound's rounded weights and corrected biases); per-tensor SQNR uses that graph.
             func measure(_ selection: QuantizedModel.Selection) throws -> OutputComparison {
-                try OutputComparison.measure(float: quantized.graph, quantized: quantized.simulationGraph(selection),
+                try OutputComparison.measure(float: graph, quantized: quantized.simulationGraph(selection),
                                              inputs: evaluation.inputs, labels: evaluation.labels, batchSize: recipe.batchSize, job: job)
             }
             let weightsOnly = try measure(.paramsOnly)

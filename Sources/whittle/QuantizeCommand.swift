@@ -31,7 +31,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Output folder (created if missing).")
     var out: String
 
-    @Flag(name: .long, help: "AutoQuant: try calibration schemes, CLE, bias correction and AdaRound in turn, scored on --eval; keep the first within --allowed-drop of float (else the best). Writes DIR/MODEL.recipe.json.")
+    @Flag(name: .long, help: "AutoQuant: try calibration schemes, CLE, bias correction, activation bias correction and AdaRound in turn, scored on --eval; keep the first within --allowed-drop of float (else the best). Writes DIR/MODEL.recipe.json.")
     var auto = false
 
     @Option(name: .long, help: "With --auto: acceptable drop below float, in points of accuracy (agreement without labels).")
@@ -72,7 +72,9 @@ struct Quantize: ParsableCommand {
             if let searched { recipe = searched.chosen.recipe }
             let (quantized, report) = try searched.map { ($0.model, $0.report) }
                 ?? PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: calibration.inputs, job: job)
-            let comparison = try searched?.comparison ?? OutputComparison.measure(float: quantized.graph, quantized: try quantized.simulationGraph(),
+            // Against the model as loaded: the exported float graph carries AdaRound's rounded
+            // weights and corrected biases, so it is not the float reference.
+            let comparison = try searched?.comparison ?? OutputComparison.measure(float: graph, quantized: try quantized.simulationGraph(),
                                                           inputs: evaluation.inputs, labels: evaluation.labels,
                                                           batchSize: recipe.batchSize, job: job)
             progress.finish()
@@ -96,7 +98,9 @@ struct Quantize: ParsableCommand {
             let params = quantized.activeQuantizers().filter { $0.settings.role == .param }.count
             print("quantized \(model): W\(recipe.weightBits)A\(recipe.activationBits), config \(recipe.config), scheme \(recipe.scheme), "
                   + "\(params) weight and \(quantized.activeQuantizers().count - params) activation quantizers, "
-                  + "\(report.foldedBatchNorms) BatchNorms folded")
+                  + "\(report.foldedBatchNorms) BatchNorms folded"
+                  + (recipe.foldScaleShift ? ", \(report.foldedScaleShifts) constant scale/shift ops folded into convolutions" : "")
+                  + (recipe.activationBiasCorrection ? ", \(report.activationCorrectedBiases) biases corrected against the full simulation" : ""))
             print(comparisonLine(comparison, samples: evaluation.sampleCount))
             for path in outputs { print("wrote \(path)") }
         }
@@ -138,11 +142,17 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
     var float: [String] = []
 
+    @Flag(name: .long, help: "Fold constant Mul/Div/Add/Sub that follow a Conv into the Conv before quantizing (as Qualcomm's converters squash them), so the chain is quantized once.")
+    var foldScaleShift = false
+
     @Flag(name: .long, help: "Cross-layer equalization (ReLU6 becomes ReLU) with high-bias absorption.")
     var cle = false
 
     @Flag(name: .long, help: "Empirical bias correction on calibration data.")
     var biasCorrection = false
+
+    @Flag(name: .long, help: "After calibration, correct every Conv/Gemm bias so its output mean in the full simulation (weights and activations quantized) matches float; removes the mean shift activation quantization causes.")
+    var activationBiasCorrection = false
 
     @Flag(name: .long, help: "AdaRound: learn each weight's rounding on calibration data.")
     var adaround = false
@@ -171,16 +181,19 @@ struct RecipeOptions: ParsableArguments {
             }
             overrides[parts[0]] = value
         }
-        let explicit = cle || biasCorrection || adaround || seqMse
+        let explicit = cle || biasCorrection || activationBiasCorrection || adaround || seqMse
         if plain && explicit {
-            throw WhittleError(.invalidArgument, "--plain", "cannot be combined with --cle, --bias-correction, --adaround or --seq-mse")
+            throw WhittleError(.invalidArgument, "--plain",
+                               "cannot be combined with --cle, --bias-correction, --activation-bias-correction, --adaround or --seq-mse")
         }
         var recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
                                         bitOverrides: overrides, disabled: Set(float), batchSize: batch)
+        recipe.foldScaleShift = foldScaleShift
         if explicit {
             recipe.crossLayerEqualization = cle
             recipe.biasCorrection = biasCorrection
+            recipe.activationBiasCorrection = activationBiasCorrection
             recipe.adaRound = adaround
             recipe.sequentialMSE = seqMse
         } else if !plain {

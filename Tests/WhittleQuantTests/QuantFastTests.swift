@@ -292,12 +292,15 @@ struct QuantFastTests {
         let names = result.candidates.map(\.name)
         if result.metTarget {
             // The model held up at W4A4: the search stopped at the first stage that met the target.
-            #expect(names.count <= 5)
+            #expect(names.count <= 6)
         } else {
-            #expect(names == ["scheme minmax", "scheme sqnr", "+ CLE", "+ bias correction", "+ AdaRound"])
+            #expect(names == ["scheme minmax", "scheme sqnr", "+ CLE", "+ bias correction", "+ fold scale/shift, activation bias correction", "+ AdaRound"])
             #expect(result.chosen.score == result.candidates.map(\.score).max())
-            #expect(!result.candidates[4].recipe.biasCorrection && result.candidates[4].recipe.adaRound)
-            #expect(result.candidates[3].recipe.biasCorrection)
+            #expect(!result.candidates[5].recipe.biasCorrection && !result.candidates[5].recipe.activationBiasCorrection)
+            #expect(result.candidates[5].recipe.adaRound)
+            #expect(result.candidates[3].recipe.biasCorrection && !result.candidates[3].recipe.activationBiasCorrection)
+            #expect(result.candidates[4].recipe.activationBiasCorrection && result.candidates[4].recipe.foldScaleShift)
+            #expect(!result.candidates[4].recipe.biasCorrection && !result.candidates[5].recipe.foldScaleShift)
         }
         #expect(result.candidates.allSatisfy { abs($0.drop - (result.floatScore - $0.score)) < 1e-12 && $0.seconds >= 0 })
         #expect(result.comparison.quantizedAccuracy == result.chosen.score)

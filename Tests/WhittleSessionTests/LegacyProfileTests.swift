@@ -169,8 +169,13 @@ import WhittleQuant
         session.recipe.disabled = ["fc"]
         session.recipe.bitOverrides = ["w": 4]
         session.recipe.biasCorrectionSamples = 16
+        session.recipe.activationBiasCorrection = true
+        session.recipe.foldScaleShift = true
         let data = try SessionProfile.encode(session)
         #expect(try SessionProfile.decode(data, file: "p.json").0 == session)
+        let written = try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((written["recipe"] as? [String: Any])?["activationBiasCorrection"] as? Bool == true)
+        #expect((written["recipe"] as? [String: Any])?["foldScaleShift"] as? Bool == true)
         let plain = try #require(JSONSerialization.jsonObject(with: SessionProfile.encode(Session(modelPath: "m.onnx"))) as? [String: Any])
         let keys = try #require((plain["recipe"] as? [String: Any])?.keys.sorted())
         #expect(keys == ["activationBits", "adaround", "auto", "biasCorrection", "cle", "config", "perChannel", "scheme", "seqMSE", "weightBits"])

@@ -74,7 +74,10 @@ public struct AutoQuantResult: Sendable {
 /// 1. calibration scheme: every scheme of `options.schemes` (weights min-max), techniques off;
 ///    the best scheme is kept for the later stages;
 /// 2. cross-layer equalization (kept if it scores higher);
-/// 3. empirical bias correction on top of the best so far (kept if it scores higher);
+/// 3. empirical bias correction on top of the best so far (kept if it scores higher), then
+///    instead of it activation-aware bias correction (`BiasCorrection.simulated`) on the graph
+///    with constant scale/shift ops folded into the convolutions (the pair that brought the
+///    PP-OCRv4 recognizer to float exact match at W8A8);
 /// 4. AdaRound on top of the best without bias correction (AIMET's guidance: do not combine
 ///    the two).
 ///
@@ -91,6 +94,8 @@ public enum AutoQuantization {
         var plain = base
         plain.crossLayerEqualization = false
         plain.biasCorrection = false
+        plain.activationBiasCorrection = false
+        plain.foldScaleShift = false
         plain.adaRound = false
         plain.sequentialMSE = false
         plain.adaRoundIterations = options.adaRoundIterations
@@ -108,7 +113,7 @@ public enum AutoQuantization {
             var comparison: OutputComparison
         }
         var tried: [Evaluated] = []
-        let planned = options.schemes.count + 2 + (options.tryAdaRound ? 1 : 0)
+        let planned = options.schemes.count + 3 + (options.tryAdaRound ? 1 : 0)
         func evaluate(_ name: String, _ recipe: QuantizationRecipe) throws -> Evaluated {
             try job.checkCancellation("AutoQuant")
             job.report(phase: "AutoQuant", completed: tried.count, total: planned, detail: name)
@@ -168,6 +173,12 @@ public enum AutoQuantization {
         recipe.biasCorrection = true
         let corrected = try evaluate("+ bias correction", recipe)
         if corrected.candidate.score > current.candidate.score { current = corrected }
+        if current.candidate.meetsTarget { return finish(current) }
+        recipe = beforeCorrection.candidate.recipe
+        recipe.activationBiasCorrection = true
+        recipe.foldScaleShift = true
+        let simulatedCorrection = try evaluate("+ fold scale/shift, activation bias correction", recipe)
+        if simulatedCorrection.candidate.score > current.candidate.score { current = simulatedCorrection }
         if current.candidate.meetsTarget { return finish(current) }
 
         // 4. AdaRound (without bias correction).

@@ -4,17 +4,22 @@ import WhittleEngine
 /// report.
 public struct QuantizationReport: Sendable, Equatable {
     public var foldedBatchNorms: Int = 0
+    /// Elementwise Mul/Div/Add/Sub by constants folded into the Conv before them.
+    public var foldedScaleShifts: Int = 0
     public var equalizedSets: Int = 0
     /// ReLU6 (Clip) nodes that cross-layer equalization turned into Relu.
     public var replacedActivations: [String] = []
     public var correctedBiases: Int = 0
+    /// Layers whose bias the activation-aware correction changed.
+    public var activationCorrectedBiases: Int = 0
     public var roundedLayers: Int = 0
     public var steps: [String] = []
     public var seconds: [String: Double] = [:]
 }
 
-/// The post-training pipeline: fold BatchNorm, (equalize), place quantizers from the config,
-/// compute weight encodings, (round weights, correct biases), calibrate activations.
+/// The post-training pipeline: fold BatchNorm (and constant scale/shift ops) into convolutions,
+/// (equalize), place quantizers from the config, compute weight encodings, (round weights,
+/// correct biases), calibrate activations, (correct biases for the whole simulation).
 public enum PostTrainingQuantization {
     /// Quantizes `graph` under `recipe`, calibrating on `calibration` (model inputs by name).
     public static func run(graph input: Graph, recipe: QuantizationRecipe, calibration: [String: Tensor],
@@ -31,11 +36,21 @@ public enum PostTrainingQuantization {
             return value
         }
 
-        // 1. BatchNorm folding (AIMET folds before quantizing; tensor names are kept), and
-        //    cross-layer equalization with high-bias absorption (which folds BatchNorm itself).
+        // 1. BatchNorm folding (AIMET folds before quantizing; tensor names are kept), with the
+        //    recipe's `foldScaleShift` constant Mul/Div/Add/Sub after a Conv folded into it
+        //    (Qualcomm's converters squash them the same way, so the device quantizes only the
+        //    last tensor of such a chain), and cross-layer equalization with high-bias absorption
+        //    (which folds BatchNorm itself).
         var graph: Graph
+        func squash(_ graph: Graph) -> Graph {
+            guard recipe.foldScaleShift else { return graph }
+            let squashed = timed("fold scale/shift") { ScaleShiftFolding.fold(graph) }
+            report.foldedScaleShifts = squashed.folds.count
+            return squashed.graph
+        }
         if recipe.crossLayerEqualization {
-            let equalized = try timed("cross-layer equalization") { try CrossLayerEqualization.apply(input) }
+            let squashed = squash(input)
+            let equalized = try timed("cross-layer equalization") { try CrossLayerEqualization.apply(squashed) }
             report.foldedBatchNorms = equalized.report.batchNormFolds.backward.count + equalized.report.batchNormFolds.forward.count
             report.equalizedSets = equalized.report.sets.count
             report.replacedActivations = equalized.report.replacedActivations
@@ -43,7 +58,7 @@ public enum PostTrainingQuantization {
         } else {
             let folded = try timed("fold batchnorm") { try BatchNormFolding.fold(input, preserving: []) }
             report.foldedBatchNorms = folded.folds.count
-            graph = folded.graph
+            graph = squash(folded.graph)
         }
 
         // 2. Quantizer placement from the config, with per-layer overrides.
@@ -92,6 +107,18 @@ public enum PostTrainingQuantization {
         model = try timed("calibrate (\(recipe.scheme))") {
             try Calibration.calibrateActivations(model, scheme: recipe.scheme, inputs: calibration,
                                                  batchSize: recipe.batchSize, job: job)
+        }
+
+        // 7. Activation-aware bias correction: every Conv/Gemm bias shifted so the layer's
+        //    output mean in the full simulation (weights and activations quantized) matches
+        //    float; the activation encodings stay as calibrated.
+        if recipe.activationBiasCorrection {
+            let corrected = try timed("activation bias correction") {
+                try BiasCorrection.simulated(model, data: subset(calibration, samples: recipe.biasCorrectionSamples),
+                                             batchSize: recipe.batchSize, context: job)
+            }
+            report.activationCorrectedBiases = corrected.report.corrected.count
+            model = corrected.model
         }
         return (model, report)
     }

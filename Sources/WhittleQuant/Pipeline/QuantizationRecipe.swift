@@ -12,7 +12,13 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
     /// Per-channel weights: true/false overrides the config; nil keeps the config's choice.
     public var perChannel: Bool?
     public var crossLayerEqualization: Bool
+    /// Fold constant Mul/Div/Add/Sub that follow a Conv into it before quantizing
+    /// (`ScaleShiftFolding`, what Qualcomm's converters do), so such a chain has one quantizer.
+    public var foldScaleShift: Bool = false
     public var biasCorrection: Bool
+    /// Bias correction after calibration against the full simulation (weights and
+    /// activations quantized), `BiasCorrection.simulated`.
+    public var activationBiasCorrection: Bool = false
     public var adaRound: Bool
     public var sequentialMSE: Bool
     /// Bit widths per tensor or per layer (node name: its weight and output), mixed precision.
@@ -21,7 +27,7 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
     public var disabled: Set<String>
     /// Samples per calibration batch.
     public var batchSize: Int
-    /// Calibration samples used by bias correction (one pass per corrected layer).
+    /// Calibration samples used by either bias correction (one pass per corrected layer).
     public var biasCorrectionSamples: Int = 64
     /// AdaRound iterations per layer (nil: AIMET's default, 10k at 8 bits and above, 15k below).
     public var adaRoundIterations: Int?

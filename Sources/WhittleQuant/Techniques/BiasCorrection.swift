@@ -295,3 +295,80 @@ public enum WeightQuantizers {
         return result
     }
 }
+
+// MARK: Activation-aware (full simulation)
+
+extension BiasCorrection {
+    /// Empirical bias correction against the full simulation: layers are processed in graph
+    /// order; for layer L the quantized model (weights *and* activations quantized with
+    /// `model`'s encodings, biases corrected so far) runs over `data`, and
+    ///
+    ///     b_L ← b_L − (E[y_L,sim] − E[y_L,float])   per output channel,
+    ///
+    /// with `y_L` the layer's output before its own output quantizer. Besides the weight error
+    /// that `empirical` removes, this cancels the systematic part of activation quantization:
+    /// e.g. requantizing `x + c` (x already on a grid, c a constant that is not a whole number
+    /// of steps) shifts every value by the same fraction of a step, a bias the next layer turns
+    /// into a per-channel output offset (the correction of Finkelstein et al. 2019, "Fighting
+    /// quantization bias with bias", done empirically). AIMET's empirical correction turns the
+    /// output quantizers off (aimet.md §1.7), so it sees the weight error only.
+    ///
+    /// Activation encodings are kept as calibrated (recalibrating would move the grids the
+    /// correction was measured on). A bias with an enabled quantizer gets its encoding
+    /// recomputed. Costs one pass over `data` per corrected layer (through the part of the
+    /// model the layer depends on), plus one float pass.
+    public static func simulated(_ model: QuantizedModel, data: [String: Tensor], batchSize: Int = 32, layers: Set<String>? = nil,
+                                 context: JobContext = .silent) throws -> (model: QuantizedModel, report: Report) {
+        var current = model
+        var report = Report()
+        let targets = model.graph.nodes.indices.filter { index in
+            LinearLayer(graph: model.graph, index: index).map { layers?.contains($0.node.name) ?? true } ?? false
+        }
+        let outputs = targets.map { model.graph.nodes[$0].outputs[0] }
+        let floatMeans = try channelMeans(graph: model.graph, tensors: outputs, data: data, batchSize: batchSize)
+        let quantizedActivations = Set(model.activeQuantizers(.all).filter { $0.settings.role == .activation }.map(\.tensor))
+        for (done, index) in targets.enumerated() {
+            try context.checkCancellation("activation bias correction")
+            context.report(phase: "activation bias correction", completed: done, total: targets.count, detail: model.graph.nodes[index].name)
+            guard var layer = LinearLayer(graph: current.graph, index: index) else { continue }
+            let output = layer.outputName
+            // The simulation renames a quantized output to NAME#float and quantizes it into NAME.
+            let measured = quantizedActivations.contains(output) ? "\(output)#float" : output
+            let simulation = try prefix(of: current.simulationGraph(), to: measured)
+            let quantMean = try channelMeans(graph: simulation, tensors: [measured], data: data, batchSize: batchSize)[measured] ?? []
+            let floatMean = floatMeans[output] ?? []
+            guard floatMean.count == layer.outputChannels, quantMean.count == layer.outputChannels else {
+                throw WhittleError(.invalidArgument, layer.node.name,
+                                   "output means have \(floatMean.count) and \(quantMean.count) channels, the layer has \(layer.outputChannels)")
+            }
+            let shift = zip(quantMean, floatMean).map { $0 - $1 }
+            guard layer.addToEffectiveBias(shift.map { -$0 }) else {
+                report.skipped.append((layer.node.name, "Gemm beta is 0"))
+                continue
+            }
+            layer.storeBias(into: &current.graph, consumers: current.graph.consumers())
+            if let bias = current.graph.nodes[index].input(2), let settings = current.placement.quantizers[bias],
+               settings.enabled, let values = current.graph.initializers[bias] {
+                current.encodings[bias] = try Calibration.paramEncoding(values, settings: settings, name: bias)
+            }
+            report.corrected.append(Correction(layer: layer.node.name, shift: shift))
+        }
+        context.report(phase: "activation bias correction", completed: targets.count, total: targets.count)
+        return (current, report)
+    }
+
+    /// The part of `graph` needed to compute `tensor`, with `tensor` as its only output.
+    static func prefix(of graph: Graph, to tensor: String) -> Graph {
+        var needed: Set<String> = [tensor]
+        var kept: [Node] = []
+        for node in graph.nodes.reversed() where node.outputs.contains(where: { needed.contains($0) }) {
+            kept.append(node)
+            for input in node.inputs where !input.isEmpty { needed.insert(input) }
+        }
+        var result = graph
+        result.nodes = kept.reversed()
+        result.outputs = [ValueInfo(name: tensor, dimensions: [])]
+        result.initializers = result.initializers.filter { needed.contains($0.key) }
+        return result
+    }
+}

@@ -198,6 +198,14 @@ struct LinearLayer {
         let weightOut = (consumers[weightName]?.count ?? 0) <= 1 ? weightName : freshTensorName(weightName + ".eq", in: graph)
         graph.initializers[weightOut] = Tensor(shape: weightShape, floats: weights)
         if node.inputs.count < 2 { node.inputs.append(weightOut) } else { node.inputs[1] = weightOut }
+        graph.nodes[nodeIndex] = node
+        storeBias(into: &graph, consumers: consumers)
+    }
+
+    /// Writes only the bias back into `graph` (weights untouched), keeping the tensor name
+    /// unless another node reads it too; a layer without a bias gets `NODE.bias`.
+    func storeBias(into graph: inout Graph, consumers: [String: [Int]]) {
+        var node = graph.nodes[nodeIndex]
         if let bias {
             let existing = node.input(2)
             let biasOut: String

@@ -11,15 +11,15 @@ import WhittleQuant
 ///
 /// The scheme is its text form (`minmax`, `sqnr`, `mse`, `percentile:P`); `perChannel` false
 /// means "as the config says" (nil). Pipeline settings profiles never held (batch size,
-/// AdaRound iterations, tensor bit overrides, disabled tensors) are written only when they
-/// differ from their defaults. Absent members take the session defaults.
+/// AdaRound iterations, tensor bit overrides, disabled tensors, activation bias correction, scale/shift folding)
+/// are written only when they differ from their defaults. Absent members take the session defaults.
 enum RecipeCoding {
     /// The recipe of a new session: SQNR ranges, W8A8, the default config.
     static let sessionDefault = QuantizationRecipe(scheme: .sqnr)
 
     enum Keys: String, CodingKey {
         case config, scheme, weightBits, activationBits, perChannel, cle, biasCorrection, adaround, seqMSE, auto
-        case batchSize, biasCorrectionSamples, adaroundIterations, bitOverrides, disabled
+        case batchSize, biasCorrectionSamples, adaroundIterations, bitOverrides, disabled, activationBiasCorrection, foldScaleShift
     }
 
     static func decode(from decoder: any Decoder) throws -> (recipe: QuantizationRecipe, automatic: Bool) {
@@ -39,6 +39,8 @@ enum RecipeCoding {
         recipe.perChannel = try c.decodeIfPresent(Bool.self, forKey: .perChannel) == true ? true : nil
         recipe.crossLayerEqualization = try c.decodeIfPresent(Bool.self, forKey: .cle) ?? false
         recipe.biasCorrection = try c.decodeIfPresent(Bool.self, forKey: .biasCorrection) ?? false
+        recipe.activationBiasCorrection = try c.decodeIfPresent(Bool.self, forKey: .activationBiasCorrection) ?? false
+        recipe.foldScaleShift = try c.decodeIfPresent(Bool.self, forKey: .foldScaleShift) ?? false
         recipe.adaRound = try c.decodeIfPresent(Bool.self, forKey: .adaround) ?? false
         recipe.sequentialMSE = try c.decodeIfPresent(Bool.self, forKey: .seqMSE) ?? false
         recipe.batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? recipe.batchSize
@@ -76,6 +78,8 @@ enum RecipeCoding {
         try c.encodeIfPresent(recipe.adaRoundIterations, forKey: .adaroundIterations)
         if !recipe.bitOverrides.isEmpty { try c.encode(recipe.bitOverrides, forKey: .bitOverrides) }
         if !recipe.disabled.isEmpty { try c.encode(recipe.disabled.sorted(), forKey: .disabled) }
+        if recipe.activationBiasCorrection { try c.encode(true, forKey: .activationBiasCorrection) }
+        if recipe.foldScaleShift { try c.encode(true, forKey: .foldScaleShift) }
     }
 }
 

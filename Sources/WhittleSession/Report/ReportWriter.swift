@@ -96,7 +96,8 @@ public enum ReportWriter {
         let recipe = session.recipe
         fact("Quantization", "\(recipe.config), \(recipe.scheme.profileText), W\(recipe.weightBits)/A\(recipe.activationBits)"
              + (recipe.perChannel == true ? ", per-channel" : ""))
-        let techniques = [("CLE", recipe.crossLayerEqualization), ("bias correction", recipe.biasCorrection),
+        let techniques = [("scale/shift folding", recipe.foldScaleShift), ("CLE", recipe.crossLayerEqualization), ("bias correction", recipe.biasCorrection),
+                          ("activation bias correction", recipe.activationBiasCorrection),
                           ("AdaRound", recipe.adaRound), ("sequential MSE", recipe.sequentialMSE), ("auto", session.autoQuant)]
             .filter(\.1).map(\.0)
         fact("Techniques", techniques.isEmpty ? "none" : techniques.joined(separator: ", "))
