@@ -39,6 +39,17 @@ static void bias_clamp_generic(float *values, long count, float bias, float low,
     for (long i = 0; i < count; i++) values[i] = clampf(values[i] + bias, low, high);
 }
 
+static const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+
+static void fake_quantize_generic(const float *source, float *destination, long count, float scale, float low, float high) {
+    for (long i = 0; i < count; i++) {
+        float v = source[i] / scale;
+        v = v > low ? v : low;
+        v = v < high ? v : high;
+        destination[i] = ((v + round_magic) - round_magic) * scale;
+    }
+}
+
 static void copy_bias_clamp_generic(const float *source, float *destination, long count, float bias, float low, float high) {
     for (long i = 0; i < count; i++) destination[i] = clampf(source[i] + bias, low, high);
 }
@@ -65,12 +76,11 @@ static inline uint32_t float_to_bits(float value) {
     return bits;
 }
 
-static const float exp_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
 
 static inline float adaround_exp(float x) {
     const float clamped = clampf(x, -87.0f, 88.0f);
-    const float shifted = clamped * 1.44269504f + exp_magic;
-    const float n = shifted - exp_magic;
+    const float shifted = clamped * 1.44269504f + round_magic;
+    const float n = shifted - round_magic;
     const float r = (clamped - n * 0.693359375f) + n * 2.1219444e-4f;
     float p = 1.0f / 720;
     p = p * r + 1.0f / 120;
@@ -79,7 +89,7 @@ static inline float adaround_exp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1;
     p = p * r + 1;
-    const int32_t exponent = (int32_t)float_to_bits(shifted) - (int32_t)float_to_bits(exp_magic);
+    const int32_t exponent = (int32_t)float_to_bits(shifted) - (int32_t)float_to_bits(round_magic);
     return p * bits_to_float((uint32_t)(exponent + 127) << 23);
 }
 
@@ -152,7 +162,7 @@ static inline uint32_t histogram_index(float x, float low, float inverse, float 
     g = g - 0.5f;
     g = g > 0 ? g : 0;
     g = g < last ? g : last;
-    return float_to_bits(g + exp_magic) - float_to_bits(exp_magic);
+    return float_to_bits(g + round_magic) - float_to_bits(round_magic);
 }
 
 static void histogram_count_generic(const float *values, long count, float low, float inverse, float last,
@@ -306,12 +316,37 @@ AVX2 static void copy_bias_clamp_avx2(const float *source, float *destination, l
     for (; i < count; i++) destination[i] = clampf(source[i] + bias, low, high);
 }
 
+/// `_mm256_max_ps(v, low)` is `v > low ? v : low` lane by lane (NaN in `v` gives `low`) and
+/// `_mm256_min_ps(v, high)` is `v < high ? v : high`: the same arithmetic as the generic loop.
+AVX2 static void fake_quantize_avx2(const float *source, float *destination, long count, float scale, float low, float high) {
+    const __m256 vscale = _mm256_set1_ps(scale), vlow = _mm256_set1_ps(low), vhigh = _mm256_set1_ps(high);
+    const __m256 magic = _mm256_set1_ps(round_magic);
+    long i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256 a = _mm256_div_ps(_mm256_loadu_ps(source + i), vscale);
+        __m256 b = _mm256_div_ps(_mm256_loadu_ps(source + i + 8), vscale);
+        a = _mm256_min_ps(_mm256_max_ps(a, vlow), vhigh);
+        b = _mm256_min_ps(_mm256_max_ps(b, vlow), vhigh);
+        a = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
+        b = _mm256_sub_ps(_mm256_add_ps(b, magic), magic);
+        _mm256_storeu_ps(destination + i, _mm256_mul_ps(a, vscale));
+        _mm256_storeu_ps(destination + i + 8, _mm256_mul_ps(b, vscale));
+    }
+    for (; i + 8 <= count; i += 8) {
+        __m256 a = _mm256_div_ps(_mm256_loadu_ps(source + i), vscale);
+        a = _mm256_min_ps(_mm256_max_ps(a, vlow), vhigh);
+        a = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
+        _mm256_storeu_ps(destination + i, _mm256_mul_ps(a, vscale));
+    }
+    if (i < count) fake_quantize_generic(source + i, destination + i, count - i, scale, low, high);
+}
+
 AVX2 static void bias_clamp_avx2(float *values, long count, float bias, float low, float high) {
     copy_bias_clamp_avx2(values, values, count, bias, low, high);
 }
 
 AVX2 static inline __m256 exp_avx2(__m256 x) {
-    const __m256 magic = _mm256_set1_ps(exp_magic);
+    const __m256 magic = _mm256_set1_ps(round_magic);
     const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
     const __m256 shifted = _mm256_fmadd_ps(clamped, _mm256_set1_ps(1.44269504f), magic);
     const __m256 n = _mm256_sub_ps(shifted, magic);
@@ -450,7 +485,7 @@ AVX2 static void histogram_count_avx2(const float *values, long count, float low
                                       uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
 #pragma clang fp contract(off)
     const __m256 vlow = _mm256_set1_ps(low), vinverse = _mm256_set1_ps(inverse), half = _mm256_set1_ps(0.5f);
-    const __m256 zero = _mm256_setzero_ps(), vlast = _mm256_set1_ps(last), magic = _mm256_set1_ps(exp_magic);
+    const __m256 zero = _mm256_setzero_ps(), vlast = _mm256_set1_ps(last), magic = _mm256_set1_ps(round_magic);
     __attribute__((aligned(32))) uint32_t index[8];
     long i = 0;
     for (; i + 8 <= count; i += 8) {
@@ -623,4 +658,18 @@ void whittle_histogram_count(const float *values, long count, float low, float i
 void whittle_histogram_count_portable(const float *values, long count, float low, float inverse, float last,
                                       uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3) {
     histogram_count_generic(values, count, low, inverse, last, h0, h1, h2, h3);
+}
+
+void whittle_fake_quantize(const float *source, float *destination, long count, float scale, float low, float high) {
+#ifdef WHITTLE_X86
+    if (use_avx2) {
+        fake_quantize_avx2(source, destination, count, scale, low, high);
+        return;
+    }
+#endif
+    fake_quantize_generic(source, destination, count, scale, low, high);
+}
+
+void whittle_fake_quantize_portable(const float *source, float *destination, long count, float scale, float low, float high) {
+    fake_quantize_generic(source, destination, count, scale, low, high);
 }

@@ -174,6 +174,72 @@ struct PlanTests {
         }
     }
 
+    /// x -> Conv 1x1 -> Clip -> FQ -> depthwise 3x3 s2 -> Relu -> FQ -> Conv 3x3 -> FQ -> Relu
+    /// -> depthwise 5x5 -> FQ -> y: a simulated MobileNet block. `perChannel` makes the third
+    /// quantizer per-channel (not fusable).
+    static func quantizedChainGraph(perChannel: Bool = false) -> Graph {
+        var graph = depthwiseChainGraph()
+        graph.initializers["s8"] = Tensor(shape: [], floats: [6.0 / 255])
+        graph.initializers["s"] = Tensor(shape: [], floats: [0.05])
+        graph.initializers["zero"] = Tensor(shape: [], floats: [0])
+        graph.initializers["u8"] = Tensor(shape: [], floats: [255])
+        graph.initializers["i8lo"] = Tensor(shape: [], floats: [-128])
+        graph.initializers["i8hi"] = Tensor(shape: [], floats: [127])
+        graph.initializers["sc"] = Tensor(shape: [8], floats: (0..<8).map { 0.03 + 0.01 * Float($0) })
+        graph.initializers["lc"] = Tensor(shape: [8], floats: Array(repeating: -128, count: 8))
+        graph.initializers["hc"] = Tensor(shape: [8], floats: Array(repeating: 127, count: 8))
+        func quantizer(_ name: String, _ input: String, _ output: String, _ scale: String, _ low: String, _ high: String) -> Node {
+            Node(name: name, opType: OperatorRegistry.fakeQuantizeOpType, domain: OperatorRegistry.whittleDomain,
+                 inputs: [input, scale, low, high], outputs: [output])
+        }
+        graph.nodes = [
+            graph.nodes[0], graph.nodes[1],
+            quantizer("q1", "ec", "ecq", "s8", "zero", "u8"),
+            Node(name: "dw1", opType: "Conv", inputs: ["ecq", "dw1", "db1"], outputs: ["d1"],
+                 attributes: ["group": .int(12), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+            graph.nodes[3],
+            quantizer("q2", "r1", "r1q", "s", "zero", "u8"),
+            Node(name: "conv", opType: "Conv", inputs: ["r1q", "w2"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            perChannel ? quantizer("q3", "c", "cq", "sc", "lc", "hc") : quantizer("q3", "c", "cq", "s", "i8lo", "i8hi"),
+            Node(name: "relu2", opType: "Relu", inputs: ["cq"], outputs: ["cr"]),
+            Node(name: "dw2", opType: "Conv", inputs: ["cr", "dw2"], outputs: ["d2"],
+                 attributes: ["group": .int(8), "pads": .ints([2, 2, 2, 2])]),
+            quantizer("q4", "d2", "y", "s", "i8lo", "i8hi"),
+        ]
+        return graph
+    }
+
+    @Test func fakeQuantizersFuseIntoConvKernels() throws {
+        let x = Self.random([4, 4, 32, 30], seed: 38)
+        let graph = Self.quantizedChainGraph()
+        let expected = try #require(try Self.interpret(graph, ["x": x])["y"])
+        let unfused = try Plan(graph: graph, batchSize: 4, options: CompileOptions(fuseActivations: false))
+        #expect(unfused.steps.allSatisfy { $0.fused.isEmpty })
+        let reference = try #require(try unfused.run(["x": x])["y"])
+        // Without the chain kernel every Conv keeps its blocking, so fusing the activation and
+        // quantizer into its output loop changes no bit.
+        let fused = try Plan(graph: graph, batchSize: 4, options: CompileOptions(fuseDepthwiseChains: false))
+        #expect(fused.steps.map(\.fused) == [["Clip", "FakeQuantize"], ["Relu", "FakeQuantize"], ["FakeQuantize"], [], ["FakeQuantize"]])
+        let fusedOutput = try #require(try fused.run(["x": x])["y"])
+        #expect(fusedOutput.floats == reference.floats)
+        // The chain kernel runs the expansion GEMM strip by strip (other GEMM shapes): values
+        // may move by a last bit before rounding, so a quantized value can land one step away.
+        let chained = try Plan(graph: graph, batchSize: 4)
+        #expect(chained.steps.map(\.fused) == [["Clip", "FakeQuantize", "Conv", "Relu", "FakeQuantize"], ["FakeQuantize"], [], ["FakeQuantize"]])
+        #expect(chained.arenaFloats < unfused.arenaFloats)
+        let chainedOutput = try #require(try chained.run(["x": x])["y"])
+        for got in [chainedOutput, reference] {
+            let steps = zip(got.floats, expected.floats).map { abs($0 - $1) / 0.05 }
+            #expect(steps.allSatisfy { $0 <= 1.001 })
+            #expect(steps.filter { $0 > 0.5 }.count * 200 <= got.count, "more than 0.5% of the values one step off")
+        }
+        // A per-channel quantizer stays its own step; an observed quantizer input blocks the fusion.
+        let perChannel = try Plan(graph: Self.quantizedChainGraph(perChannel: true), batchSize: 4)
+        #expect(perChannel.steps.map(\.fused) == [["Clip", "FakeQuantize", "Conv", "Relu", "FakeQuantize"], [], [], [], ["FakeQuantize"]])
+        let observed = try Plan(graph: graph, batchSize: 4, options: CompileOptions(observedTensors: ["c"]))
+        #expect(observed.steps.map(\.fused) == [["Clip", "FakeQuantize", "Conv", "Relu", "FakeQuantize"], [], [], [], ["FakeQuantize"]])
+    }
+
     @Test func fakeQuantizationRunsInPlace() throws {
         let x = Self.random([2, 3, 8, 8], seed: 23)
         let quantized = Self.fakeQuantizedChain(quantized: true)

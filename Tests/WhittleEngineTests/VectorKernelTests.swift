@@ -86,6 +86,47 @@ import Testing
         }
     }
 
+    /// `round_half_even(clamp(x / scale, low, high)) * scale`, clamp written as FakeQuantize documents it.
+    private func referenceFakeQuantize(_ x: Float, scale: Float, low: Float, high: Float) -> Float {
+        var v = x / scale
+        v = v > low ? v : low
+        v = v < high ? v : high
+        return v.rounded(.toNearestOrEven) * scale
+    }
+
+    @Test func fakeQuantizeMatchesScalarBitForBit() {
+        var random = Random(state: 77)
+        let scale: Float = 0.05, low: Float = -128, high: Float = 127
+        // Every length around the 8- and 16-float steps, values on ties (k + 1/2 steps), past
+        // both grid ends, NaN (to the grid minimum), infinities and signed zeros.
+        for count in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 100] {
+            var values = (0..<count).map { _ in random.next() * 9 }
+            for i in stride(from: 0, to: count, by: 3) { values[i] = (Float(Int(random.next() * 300)) + 0.5) * scale }
+            let specials: [Float] = [.nan, .infinity, -.infinity, -0.0, 0, 1e30, -1e30, 2.5 * scale, -2.5 * scale, 3.5 * scale]
+            for (i, special) in specials.enumerated() where i < count { values[count - 1 - i] = special }
+            var fast = [Float](repeating: 1, count: count), portable = fast, inPlace = values
+            whittle_fake_quantize(values, &fast, count, scale, low, high)
+            whittle_fake_quantize_portable(values, &portable, count, scale, low, high)
+            inPlace.withUnsafeMutableBufferPointer { buffer in
+                if let base = buffer.baseAddress { whittle_fake_quantize(base, base, count, scale, low, high) }
+            }
+            for i in 0..<count {
+                let expected = referenceFakeQuantize(values[i], scale: scale, low: low, high: high)
+                #expect(fast[i] == expected, "count \(count) index \(i): \(values[i]) -> \(fast[i]), expected \(expected)")
+                #expect(portable[i] == expected)
+                #expect(inPlace[i] == expected)
+            }
+        }
+        // Ties go to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2.
+        let ties: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5]
+        var rounded = [Float](repeating: 0, count: ties.count)
+        whittle_fake_quantize(ties, &rounded, ties.count, 1, -128, 127)
+        #expect(rounded == [0, 2, 2, 0, -2])
+        var nan: [Float] = [.nan]
+        whittle_fake_quantize(nan, &nan, 1, 0.5, -4, 3)
+        #expect(nan == [-2])
+    }
+
     @Test func activationBounds() {
         #expect(FusedActivation.none.bounds.low == -.infinity && FusedActivation.none.bounds.high == .infinity)
         #expect(FusedActivation.relu.bounds.low == 0 && FusedActivation.relu.bounds.high == .infinity)

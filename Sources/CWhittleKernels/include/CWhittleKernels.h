@@ -106,6 +106,16 @@ void whittle_histogram_count(const float *values, long count, float low, float i
 void whittle_histogram_count_portable(const float *values, long count, float low, float inverse, float last,
                                       uint32_t *h0, uint32_t *h1, uint32_t *h2, uint32_t *h3);
 
+/// Fake quantization on a per-tensor grid (FakeQuantize in Whittle's simulation):
+/// `destination[i] = round_half_even(clamp(source[i] / scale, low, high)) * scale` with true
+/// division, the clamp written `v > low ? v : low` then `v < high ? v : high` (NaN goes to
+/// `low`), and rounding by adding and subtracting 1.5 * 2^23 (exact for |v| <= 2^22).
+/// `source` may equal `destination`.
+void whittle_fake_quantize(const float *source, float *destination, long count, float scale, float low, float high);
+
+/// The portable version of `whittle_fake_quantize` (tests compare the two).
+void whittle_fake_quantize_portable(const float *source, float *destination, long count, float scale, float low, float high);
+
 /// 1 when the AVX2+FMA versions are in use.
 int whittle_kernels_vectorised(void);
 

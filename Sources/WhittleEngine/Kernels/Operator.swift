@@ -143,3 +143,20 @@ public enum FusedActivation: Sendable, Equatable {
         }
     }
 }
+
+/// A per-tensor FakeQuantize (see FakeQuantizeOperators.swift) the compiler fused into the
+/// producing Conv kernel: applied to each output block after the activation, while the block
+/// is still in cache, instead of as its own pass over the whole tensor. The arithmetic is the
+/// FakeQuantize kernel's (`whittle_fake_quantize`), so fusing changes no value.
+public struct FusedQuantizer: Sendable, Equatable {
+    public var scale: Float
+    /// Grid ends divided by `scale` (an encoding's offset and offset + steps).
+    public var low: Float
+    public var high: Float
+
+    public init(scale: Float, low: Float, high: Float) {
+        self.scale = scale
+        self.low = low
+        self.high = high
+    }
+}

@@ -122,10 +122,10 @@ public final class Plan: @unchecked Sendable {
                 continue
             }
             if options.fuseActivations, let fusion = try fusedStep(for: position) {
-                skipped.insert(fusion.consumer)
+                skipped.formUnion(fusion.consumed)
                 pending.append(PendingStep(runtime: runtime, kernel: fusion.kernel,
-                                           outputs: analysis.runtimeNodes[fusion.consumer].node.outputs,
-                                           fused: [analysis.runtimeNodes[fusion.consumer].node.opType]))
+                                           outputs: analysis.runtimeNodes[fusion.consumed[fusion.consumed.count - 1]].node.outputs,
+                                           fused: fusion.consumed.map { analysis.runtimeNodes[$0].node.opType }))
                 continue
             }
             guard let makeKernel = OperatorRegistry.spec(for: node.opType)?.makeKernel else {
@@ -135,17 +135,56 @@ public final class Plan: @unchecked Sendable {
                                        outputs: node.outputs, fused: []))
         }
 
-        /// A kernel for the node at `position` with its single reader's activation fused in.
-        func fusedStep(for position: Int) throws -> (kernel: any Kernel, consumer: Int)? {
+        /// A kernel for the node at `position` with the activation and (for Conv) fake
+        /// quantizer that follow it fused in; `consumed` are the positions it absorbs, in order.
+        func fusedStep(for position: Int) throws -> (kernel: any Kernel, consumed: [Int])? {
             let runtime = analysis.runtimeNodes[position]
             let node = runtime.node
             guard node.outputs.count == 1, let produced = node.outputs.first,
-                  FusionRules.canFuseActivation(into: node.opType),
-                  let consumer = soleReader(of: produced),
-                  let activation = FusionRules.activation(of: analysis.runtimeNodes[consumer].context),
-                  let kernel = try FusionRules.makeKernel(context: runtime.context, outputs: runtime.outputInfos, activation: activation)
+                  FusionRules.canFuseActivation(into: node.opType) else { return nil }
+            let tail = epilogue(after: produced, quantizer: FusionRules.canFuseQuantizer(into: node.opType))
+            guard !tail.consumed.isEmpty,
+                  let kernel = try FusionRules.makeKernel(context: runtime.context, outputs: runtime.outputInfos,
+                                                          activation: tail.activation, quantizer: tail.quantizer)
             else { return nil }
-            return (kernel, consumer)
+            return (kernel, tail.consumed)
+        }
+
+        /// What a producing kernel can apply to `tensor` in its output loop: the activation
+        /// reading it, then the per-tensor FakeQuantize reading that (when `quantizer`), each
+        /// present only if it is the sole reader of what it reads. `output` is the last tensor
+        /// computed (`tensor` itself when nothing follows).
+        func epilogue(after tensor: String, quantizer allowQuantizer: Bool)
+            -> (activation: FusedActivation, quantizer: FusedQuantizer?, consumed: [Int], output: String) {
+            var consumed: [Int] = []
+            var activation = FusedActivation.none
+            var quantizer: FusedQuantizer?
+            var current = tensor
+            if let reader = soleReader(of: current), analysis.runtimeNodes[reader].node.outputs.count == 1,
+               let fused = FusionRules.activation(of: analysis.runtimeNodes[reader].context) {
+                activation = fused
+                consumed.append(reader)
+                current = analysis.runtimeNodes[reader].node.outputs[0]
+            }
+            if allowQuantizer, let reader = soleReader(of: current), let fused = fusableQuantizer(at: reader) {
+                quantizer = fused
+                consumed.append(reader)
+                current = analysis.runtimeNodes[reader].node.outputs[0]
+            }
+            return (activation, quantizer, consumed, current)
+        }
+
+        /// The FakeQuantize at `position` as a quantizer a kernel can apply: one output, and one
+        /// constant scale and grid end each (per-tensor).
+        func fusableQuantizer(at position: Int) -> FusedQuantizer? {
+            let node = analysis.runtimeNodes[position].node
+            guard node.opType == OperatorRegistry.fakeQuantizeOpType, node.domain == OperatorRegistry.whittleDomain,
+                  node.inputs.count == 4, node.outputs.count == 1, !node.outputs[0].isEmpty,
+                  let scale = analysis.constants[node.inputs[1]], scale.count == 1,
+                  let low = analysis.constants[node.inputs[2]], low.count == 1,
+                  let high = analysis.constants[node.inputs[3]], high.count == 1
+            else { return nil }
+            return FusedQuantizer(scale: scale.floats[0], low: low.floats[0], high: high.floats[0])
         }
 
         /// The node reading `tensor` when it is the only reader (one input slot in all, so no
@@ -159,21 +198,16 @@ public final class Plan: @unchecked Sendable {
             return reader
         }
 
-        /// Conv at `position` -> [activation] -> depthwise Conv -> [activation], as one step
-        /// (LinearConvDepthwiseChainKernel); `consumed` are the positions it absorbs, in order.
+        /// Conv at `position` -> [activation] -> [FakeQuantize] -> depthwise Conv -> [activation]
+        /// -> [FakeQuantize], as one step (LinearConvDepthwiseChainKernel); `consumed` are the
+        /// positions it absorbs, in order.
         func depthwiseChain(for position: Int) throws -> (kernel: any Kernel, consumed: [Int], extraInputs: [String])? {
             let producer = analysis.runtimeNodes[position]
-            guard producer.node.opType == "Conv", producer.node.outputs.count == 1, let produced = producer.node.outputs.first,
-                  var next = soleReader(of: produced) else { return nil }
-            var consumed: [Int] = []
-            var producerActivation = FusedActivation.none
-            if let activation = FusionRules.activation(of: analysis.runtimeNodes[next].context) {
-                let node = analysis.runtimeNodes[next].node
-                guard node.outputs.count == 1, let output = node.outputs.first, let reader = soleReader(of: output) else { return nil }
-                producerActivation = activation
-                consumed.append(next)
-                next = reader
-            }
+            guard producer.node.opType == "Conv", producer.node.outputs.count == 1, let produced = producer.node.outputs.first
+            else { return nil }
+            let head = epilogue(after: produced, quantizer: true)
+            guard let next = soleReader(of: head.output) else { return nil }
+            var consumed = head.consumed
             let depthwise = analysis.runtimeNodes[next]
             let inputs = depthwise.node.inputs
             guard depthwise.node.opType == "Conv", depthwise.node.domain.isEmpty || depthwise.node.domain == "ai.onnx",
@@ -182,16 +216,12 @@ public final class Plan: @unchecked Sendable {
                   inputs.count < 3 || inputs[2].isEmpty || analysis.constants[inputs[2]] != nil
             else { return nil }
             consumed.append(next)
-            var depthwiseActivation = FusedActivation.none
-            if let reader = soleReader(of: depthwiseOutput),
-               let activation = FusionRules.activation(of: analysis.runtimeNodes[reader].context),
-               analysis.runtimeNodes[reader].node.outputs.count == 1 {
-                depthwiseActivation = activation
-                consumed.append(reader)
-            }
+            let tail = epilogue(after: depthwiseOutput, quantizer: true)
+            consumed += tail.consumed
             guard let kernel = try LinearConv.makeDepthwiseChainKernel(
-                producer: producer.context, producerActivation: producerActivation, depthwise: depthwise.context,
-                depthwiseActivation: depthwiseActivation, depthwiseWeightInput: producer.node.inputs.count)
+                producer: producer.context, producerActivation: head.activation, producerQuantizer: head.quantizer,
+                depthwise: depthwise.context, depthwiseActivation: tail.activation, depthwiseQuantizer: tail.quantizer,
+                depthwiseWeightInput: producer.node.inputs.count)
             else { return nil }
             return (kernel, consumed, [inputs[1], inputs.count >= 3 ? inputs[2] : ""])
         }

@@ -1,7 +1,8 @@
 import CWhittleKernels
 
-/// A convolution computed as GEMM (groups 1) whose output, after an optional activation,
-/// feeds nothing but a depthwise convolution: MobileNet's 1x1 expansion (or the stem) and the
+/// A convolution computed as GEMM (groups 1) whose output, after an optional activation (and
+/// an optional fused fake quantizer, in a quantization simulation), feeds nothing but a
+/// depthwise convolution: MobileNet's 1x1 expansion (or the stem) and the
 /// depthwise 3x3/5x5 after it. The pair runs one horizontal strip at a time, so the wide
 /// intermediate tensor (6x the block's channels) never goes to memory and back.
 ///
@@ -22,6 +23,8 @@ struct LinearConvDepthwiseChainKernel: Kernel {
     let depthwiseWeightInput: Int
     let depthwiseHasBias: Bool
     let depthwiseActivation: FusedActivation
+    /// Fake quantizer fused after the depthwise activation (the producer's is in `producer`).
+    let depthwiseQuantizer: FusedQuantizer?
     let batch: Int, channels: Int
     let inH: Int, inW: Int, outH: Int, outW: Int
     let kH: Int, kW: Int, strideH: Int, strideW: Int, dilationH: Int
@@ -45,9 +48,11 @@ struct LinearConvDepthwiseChainKernel: Kernel {
     /// positions, too few strips to keep the threads busy, or strips so thin that recomputing
     /// shared rows costs over 50%).
     static func make(producer: LinearConv.Layout, producerActivation: FusedActivation,
+                     producerQuantizer: FusedQuantizer? = nil,
                      producerColumnRanges: LinearTable<Int>, depthwise: LinearConv.Layout,
-                     depthwiseActivation: FusedActivation, depthwiseWeightInput: Int,
-                     threads: Int = EngineThreads.count, stripCacheFloats: Int = stripCacheFloats,
+                     depthwiseActivation: FusedActivation, depthwiseQuantizer: FusedQuantizer? = nil,
+                     depthwiseWeightInput: Int,
+                     threads: Int = ProcessInfoCores.active, stripCacheFloats: Int = stripCacheFloats,
                      minimumPlane: Int = 128, maximumRecompute: Double = 1.5) -> Self? {
         let win = depthwise.window
         guard producer.groups == 1, producer.outputShape.count == 4, depthwise.outputShape.count == 4,
@@ -80,20 +85,23 @@ struct LinearConvDepthwiseChainKernel: Kernel {
         }
         let recomputed = Double(computedRows) / Double(max(1, win.inH))
         guard producer.batch * strips >= 2 * workers || workers == 1, recomputed <= maximumRecompute else { return nil }
-        return Self(producer: producer, producerActivation: producerActivation, producerColumnRanges: producerColumnRanges,
-                    depthwise: depthwise, depthwiseActivation: depthwiseActivation, depthwiseWeightInput: depthwiseWeightInput,
+        return Self(producer: producer, producerActivation: producerActivation, producerQuantizer: producerQuantizer,
+                    producerColumnRanges: producerColumnRanges, depthwise: depthwise, depthwiseActivation: depthwiseActivation,
+                    depthwiseQuantizer: depthwiseQuantizer, depthwiseWeightInput: depthwiseWeightInput,
                     stripRows: rows, strips: strips, span: span, workers: workers)
     }
 
-    private init(producer: LinearConv.Layout, producerActivation: FusedActivation, producerColumnRanges: LinearTable<Int>,
-                 depthwise: LinearConv.Layout, depthwiseActivation: FusedActivation, depthwiseWeightInput: Int,
+    private init(producer: LinearConv.Layout, producerActivation: FusedActivation, producerQuantizer: FusedQuantizer?,
+                 producerColumnRanges: LinearTable<Int>, depthwise: LinearConv.Layout, depthwiseActivation: FusedActivation,
+                 depthwiseQuantizer: FusedQuantizer?, depthwiseWeightInput: Int,
                  stripRows: Int, strips: Int, span: Int, workers: Int) {
         let win = depthwise.window
-        self.producer = LinearConv.GemmKernel(layout: producer, activation: producerActivation,
+        self.producer = LinearConv.GemmKernel(layout: producer, activation: producerActivation, quantizer: producerQuantizer,
                                               columnRanges: producerColumnRanges, threads: 1)
         self.depthwiseWeightInput = depthwiseWeightInput
         depthwiseHasBias = depthwise.hasBias
         self.depthwiseActivation = depthwiseActivation
+        self.depthwiseQuantizer = depthwiseQuantizer
         batch = depthwise.batch
         channels = depthwise.inChannels
         inH = win.inH; inW = win.inW; outH = win.outH; outW = win.outW
@@ -161,9 +169,10 @@ struct LinearConvDepthwiseChainKernel: Kernel {
                                                  into: phases + (local % strideH) * strideW * phaseStride
                                                      + (local / strideH) * phaseWidth)
             }
+            let target = y + (image * channels + channel) * outPlane + oy0 * outW
             whittle_depthwise_rows(phases, tapOffsets.base, taps, weights + channel * taps, bias?[channel] ?? 0,
-                                   low, high, count, outW, phaseWidth,
-                                   y + (image * channels + channel) * outPlane + oy0 * outW)
+                                   low, high, count, outW, phaseWidth, target)
+            depthwiseQuantizer.apply(target, count: count * outW)
         }
     }
 }
@@ -174,15 +183,17 @@ extension LinearConv {
     /// `depthwiseWeightInput` (and the next one); nil when the pair does not qualify or would
     /// not run faster.
     static func makeDepthwiseChainKernel(producer: NodeContext, producerActivation: FusedActivation,
+                                         producerQuantizer: FusedQuantizer? = nil,
                                          depthwise: NodeContext, depthwiseActivation: FusedActivation,
+                                         depthwiseQuantizer: FusedQuantizer? = nil,
                                          depthwiseWeightInput: Int) throws -> (any Kernel)? {
         guard try producer.input(0).rank == 4, try depthwise.input(0).rank == 4 else { return nil }
         let producerLayout = try layout(producer)
         let depthwiseLayout = try layout(depthwise)
         return LinearConvDepthwiseChainKernel.make(
-            producer: producerLayout, producerActivation: producerActivation,
+            producer: producerLayout, producerActivation: producerActivation, producerQuantizer: producerQuantizer,
             producerColumnRanges: LinearTable(producerLayout.window.columnRanges()),
-            depthwise: depthwiseLayout, depthwiseActivation: depthwiseActivation,
+            depthwise: depthwiseLayout, depthwiseActivation: depthwiseActivation, depthwiseQuantizer: depthwiseQuantizer,
             depthwiseWeightInput: depthwiseWeightInput)
     }
 }

@@ -57,13 +57,16 @@ enum LinearConv {
         return [TensorInfo(shape: layout.outputShape, elementType: try context.input(0).elementType)]
     }
 
-    static func makeKernel(_ context: NodeContext, activation: FusedActivation) throws -> any Kernel {
+    static func makeKernel(_ context: NodeContext, activation: FusedActivation,
+                           quantizer: FusedQuantizer? = nil) throws -> any Kernel {
         let layout = try layout(context)
         if layout.groups == layout.inChannels && layout.groups > 1 {
             // Depthwise: direct convolution over padded, phase-split planes (DepthwiseConvKernel.swift).
-            return LinearDepthwiseKernel(layout: layout, activation: activation, threads: EngineThreads.count)
+            return LinearDepthwiseKernel(layout: layout, activation: activation, quantizer: quantizer,
+                                         threads: ProcessInfoCores.active)
         }
-        return GemmKernel(layout: layout, activation: activation, columnRanges: LinearTable(layout.window.columnRanges()))
+        return GemmKernel(layout: layout, activation: activation, quantizer: quantizer,
+                          columnRanges: LinearTable(layout.window.columnRanges()))
     }
 
     /// General convolution as GEMM: per group, `Y[M/g x P] = W[M/g x K] * cols[K x P]` with
@@ -76,7 +79,8 @@ enum LinearConv {
     ///   stride-1, unpadded convolution the NCHW image already is the column matrix; otherwise
     ///   the task fills its own scratch slice with just its block of im2col columns. The output
     ///   block is prefilled with the bias, the GEMM accumulates into it (beta = 1, so OpenBLAS
-    ///   skips its zeroing pass) and the activation clamps it while it is still in cache.
+    ///   skips its zeroing pass) and the activation clamps it (and a fused quantizer rounds it)
+    ///   while it is still in cache.
     /// - small planes: a task is a run of images whose columns sit side by side in one GEMM,
     ///   scattered back per image with bias and activation.
     /// When there are too few tasks to keep every thread busy (batch 1 with a small plane),
@@ -84,6 +88,7 @@ enum LinearConv {
     struct GemmKernel: Kernel {
         let layout: Layout
         let activation: FusedActivation
+        let quantizer: FusedQuantizer?
         let columnRanges: LinearTable<Int>
         /// 1x1 kernel, unit strides, no padding: X is the column matrix.
         let pointwise: Bool
@@ -100,12 +105,16 @@ enum LinearConv {
         static let taskCacheFloats = 96 * 1024
 
         /// `cacheFloats` and `minimumBlockWidth` size the column blocks (tests shrink them to
-        /// make blocks that start and end inside output rows).
-        init(layout: Layout, activation: FusedActivation, columnRanges: LinearTable<Int>,
-             threads: Int = EngineThreads.count, cacheFloats: Int = GemmKernel.taskCacheFloats,
+        /// make blocks that start and end inside output rows). `threads` defaults to the
+        /// machine's cores, not the current engine thread setting: the blocking (and so every
+        /// GEMM's shape and every float result) is the same under any `--threads` or any
+        /// temporary `EngineThreads.set`; running with fewer threads takes the same tasks in turn.
+        init(layout: Layout, activation: FusedActivation, quantizer: FusedQuantizer? = nil, columnRanges: LinearTable<Int>,
+             threads: Int = ProcessInfoCores.active, cacheFloats: Int = GemmKernel.taskCacheFloats,
              minimumBlockWidth: Int = 256) {
             self.layout = layout
             self.activation = activation
+            self.quantizer = quantizer
             self.columnRanges = columnRanges
             let win = layout.window
             pointwise = win.kH == 1 && win.kW == 1 && win.strideH == 1 && win.strideW == 1
@@ -200,14 +209,18 @@ enum LinearConv {
                 linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
                            a: w + group * outPerGroup * depth, lda: depth, b: columns, ldb: columnStride,
                            beta: 1, c: result, ldc: pitch)
-                if activation != .none {
-                    for m in 0..<outPerGroup { whittle_bias_clamp(result + m * pitch, width, 0, low, high) }
+                if activation != .none || quantizer != nil {
+                    for m in 0..<outPerGroup {
+                        let row = result + m * pitch
+                        if activation != .none { whittle_bias_clamp(row, width, 0, low, high) }
+                        quantizer.apply(row, count: width)
+                    }
                 }
             }
         }
 
         /// Images `[first, first + count)` side by side in one GEMM per group, then scattered
-        /// to NCHW with bias and activation.
+        /// to NCHW with bias, activation and fused quantizer.
         private func runImages(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, first: Int, count: Int,
                                scratch: UnsafeMutablePointer<Float>) {
@@ -226,9 +239,10 @@ enum LinearConv {
                 for m in 0..<outPerGroup {
                     let channel = group * outPerGroup + m
                     for image in 0..<count {
-                        whittle_copy_bias_clamp(product + m * width + image * plane,
-                                                y + ((first + image) * outChannels + channel) * plane,
+                        let destination = y + ((first + image) * outChannels + channel) * plane
+                        whittle_copy_bias_clamp(product + m * width + image * plane, destination,
                                                 plane, bias?[channel] ?? 0, low, high)
+                        quantizer.apply(destination, count: plane)
                     }
                 }
             }

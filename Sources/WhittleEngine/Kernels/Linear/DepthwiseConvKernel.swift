@@ -12,7 +12,8 @@ import CWhittleKernels
 /// `y[oy, ox] = act(b + sum over taps of w[tap] * buffer[offset[tap] + oy * phaseWidth + ox])` over
 /// contiguous `ox`: no border branches and no strided loads. The rows are computed straight
 /// into the output, bias and fused activation included, by `whittle_depthwise_rows`
-/// (CWhittleKernels: AVX2+FMA when the CPU has it, register-tiled rows, no masked stores).
+/// (CWhittleKernels: AVX2+FMA when the CPU has it, register-tiled rows, no masked stores); a
+/// fused quantizer then rounds the plane while it is in cache.
 ///
 /// Planes are split into one contiguous range per thread; each thread owns a slice of the
 /// scratch buffer (its padded planes).
@@ -26,6 +27,7 @@ struct LinearDepthwiseKernel: Kernel {
     let multiplier: Int
     let hasBias: Bool
     let activation: FusedActivation
+    let quantizer: FusedQuantizer?
     let inH: Int, inW: Int, outH: Int, outW: Int
     let kH: Int, kW: Int
     let strideH: Int, strideW: Int
@@ -44,13 +46,14 @@ struct LinearDepthwiseKernel: Kernel {
     /// Offset of every tap (row-major `ky, kx`) in the phase buffer.
     let tapOffsets: LinearTable<Int>
 
-    init(layout: LinearConv.Layout, activation: FusedActivation, threads: Int) {
+    init(layout: LinearConv.Layout, activation: FusedActivation, quantizer: FusedQuantizer? = nil, threads: Int) {
         let win = layout.window
         batch = layout.batch
         inChannels = layout.inChannels
         multiplier = layout.outChannels / layout.inChannels
         hasBias = layout.hasBias
         self.activation = activation
+        self.quantizer = quantizer
         inH = win.inH; inW = win.inW; outH = win.outH; outW = win.outW
         kH = win.kH; kW = win.kW
         strideH = win.strideH; strideW = win.strideW
@@ -88,9 +91,10 @@ struct LinearDepthwiseKernel: Kernel {
                 fill(buffer, from: x + unit * inH * inW)
                 for m in 0..<multiplier {
                     let outChannel = channel * multiplier + m
+                    let target = y + (image * outChannels + outChannel) * outPlane
                     whittle_depthwise_rows(buffer, tapOffsets.base, taps, w + outChannel * taps, bias?[outChannel] ?? 0,
-                                           low, high, outH, outW, phaseWidth,
-                                           y + (image * outChannels + outChannel) * outPlane)
+                                           low, high, outH, outW, phaseWidth, target)
+                    quantizer.apply(target, count: outPlane)
                 }
             }
         }

@@ -28,12 +28,12 @@ extension OperatorRegistry {
                      makeKernel: { context, _ in try LinearGlobalAveragePool.makeKernel(context) }),
     ]
 
-    /// Builds a Conv kernel with `activation` applied in its output loop (after the bias).
-    /// Depthwise convolutions (group == C_in) run a direct kernel; 1x1 stride-1 unpadded ones
-    /// a GEMM straight on the NCHW image; everything else im2col + GEMM.
-    public static func makeConvKernel(context: NodeContext, outputs: [TensorInfo],
-                                      activation: FusedActivation) throws -> any Kernel {
-        try LinearConv.makeKernel(context, activation: activation)
+    /// Builds a Conv kernel with `activation` (then `quantizer`, if any) applied in its output
+    /// loop after the bias. Depthwise convolutions (group == C_in) run a direct kernel; 1x1
+    /// stride-1 unpadded ones a GEMM straight on the NCHW image; everything else im2col + GEMM.
+    public static func makeConvKernel(context: NodeContext, outputs: [TensorInfo], activation: FusedActivation,
+                                      quantizer: FusedQuantizer? = nil) throws -> any Kernel {
+        try LinearConv.makeKernel(context, activation: activation, quantizer: quantizer)
     }
 
     /// Builds a Gemm kernel with `activation` applied to the result (after `beta * C`).

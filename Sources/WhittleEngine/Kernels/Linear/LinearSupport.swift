@@ -47,6 +47,14 @@ extension FusedActivation {
     }
 }
 
+extension Optional where Wrapped == FusedQuantizer {
+    /// Fake-quantizes `count` floats in place when there is a fused quantizer.
+    @inline(__always)
+    func apply(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        if case .some(let q) = self { whittle_fake_quantize(values, values, count, q.scale, q.low, q.high) }
+    }
+}
+
 /// Adds `bias` to `count` floats and applies `activation` (one vectorised clamp pass,
 /// `whittle_bias_clamp`).
 @inline(__always)

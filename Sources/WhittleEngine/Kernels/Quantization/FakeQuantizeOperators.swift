@@ -1,3 +1,5 @@
+import CWhittleKernels
+
 /// Quantization simulation operators (domain `com.whittle`). The quantization pass inserts
 /// them; the QDQ exporter turns them into ONNX QuantizeLinear/DequantizeLinear pairs.
 ///
@@ -70,13 +72,6 @@ struct FakeQuantizeGeometry: Sendable {
     }
 }
 
-/// Rounds `v` (|v| <= 2^22) to the nearest integer, ties to even, with the float32 magic
-/// number 1.5 * 2^23 (two additions that vectorise).
-@inlinable @inline(__always)
-public func roundHalfEvenSmall(_ v: Float) -> Float {
-    (v + 12_582_912) - 12_582_912
-}
-
 struct FakeQuantizeKernel: Kernel {
     let geometry: FakeQuantizeGeometry
 
@@ -94,13 +89,8 @@ struct FakeQuantizeKernel: Kernel {
             let end = min(inner, start + chunk)
             let channel = block % channels
             let scale = scales[channel], low = lows[channel], high = highs[channel]
-            let base = block * inner
-            for i in (base + start)..<(base + end) {
-                var v = source[i] / scale
-                v = v > low ? v : low
-                v = v < high ? v : high
-                target[i] = roundHalfEvenSmall(v) * scale
-            }
+            let offset = block * inner + start
+            whittle_fake_quantize(source + offset, target + offset, end - start, scale, low, high)
         }
     }
 }
