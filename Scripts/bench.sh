@@ -38,6 +38,12 @@ if [ -f "$CACHE/efficientnet-lite0.onnx" ]; then
     orr=$(rss "$PY" Scripts/reference/ort_bench.py "$CACHE/efficientnet-lite0.onnx" --batch 32 --threads "$THREADS" --repeats 3)
     echo "efficientnet-lite0 batch 32 peak RSS (/usr/bin/time -v): whittle $wr MiB, onnxruntime $orr MiB"
   fi
+  # One thread, same process kind for each: the raw cblas_sgemm time of the model's
+  # non-depthwise convolutions (the floor for an im2col/GEMM engine on OpenBLAS) next to
+  # Whittle's whole run, and onnxruntime's own profile split into depthwise and other convs.
+  echo "efficientnet-lite0 batch 32, one thread:"
+  "$WHITTLE" microbench --model "$CACHE/efficientnet-lite0.onnx" --batch 32 --threads 1 --repeats 3 | tail -1
+  "$PY" Scripts/reference/ort_profile.py "$CACHE/efficientnet-lite0.onnx" --batch 32 --threads 1
 else
   echo "efficientnet-lite0: $CACHE not found (run 'make models')"
 fi

@@ -72,7 +72,8 @@ public enum Microbench {
         return 2 * Double(size * size * size) / seconds / 1e9
     }
 
-    static func medianSeconds(_ repeats: Int, _ body: () -> Void) -> Double {
+    /// Median seconds of `repeats` runs of `body` after one untimed run.
+    public static func medianSeconds(_ repeats: Int, _ body: () -> Void) -> Double {
         let clock = ContinuousClock()
         body()
         var times: [Double] = []
@@ -84,5 +85,78 @@ public enum Microbench {
         }
         times.sort()
         return times[times.count / 2]
+    }
+}
+
+extension Microbench {
+    /// One distinct GEMM shape of a model's convolutions and what raw `cblas_sgemm` needs for it.
+    public struct GemmFloorRow: Sendable, Codable {
+        /// Layers with this shape, in execution order.
+        public var layers: [String]
+        /// Per group: `Y[m x n] = W[m x k] * cols[k x n]`, `n` = output positions of one image.
+        public var m: Int, k: Int, n: Int, groups: Int
+        /// Median seconds of one layer's product over the batch: one call per image and group,
+        /// and one call per group with every image's columns side by side.
+        public var perImageSeconds: Double
+        public var wholeBatchSeconds: Double
+        /// The faster of the two, for one layer.
+        public var floorSeconds: Double { min(perImageSeconds, wholeBatchSeconds) }
+    }
+
+    /// The time OpenBLAS alone needs for the GEMMs of a model's non-depthwise convolutions at
+    /// `batchSize` (after BatchNorm folding, as the plan runs them): a lower bound for any
+    /// im2col/GEMM engine on this BLAS, to set against the model's measured run time. The
+    /// operands are random and already laid out (no im2col, bias or activation); each distinct
+    /// shape is timed once (median of `repeats`) and counted once per layer that has it.
+    public static func gemmFloor(graph: Graph, batchSize: Int, dimensions: [String: Int] = [:],
+                                 repeats: Int = 3) throws -> [GemmFloorRow] {
+        let analysis = try GraphAnalysis(graph: CompileOptions().prepare(graph), batchSize: batchSize, dimensions: dimensions)
+        var rows: [GemmFloorRow] = []
+        var rowOfShape: [[Int]: Int] = [:]
+        for runtime in analysis.runtimeNodes where runtime.node.opType == "Conv" {
+            guard let layout = try? LinearConv.layout(runtime.context),
+                  !(layout.groups == layout.inChannels && layout.groups > 1) else { continue }
+            let win = layout.window
+            let m = layout.outChannels / layout.groups, k = layout.inChannels / layout.groups * win.kH * win.kW
+            let key = [m, k, win.outPlane, layout.groups]
+            if let index = rowOfShape[key] { rows[index].layers.append(runtime.node.name); continue }
+            rowOfShape[key] = rows.count
+            rows.append(GemmFloorRow(layers: [runtime.node.name], m: m, k: k, n: win.outPlane, groups: layout.groups,
+                                     perImageSeconds: 0, wholeBatchSeconds: 0))
+        }
+        var generator = SplitMix64(seed: 0x5eed)
+        for index in rows.indices {
+            let row = rows[index], batch = batchSize
+            let a = (0..<(row.groups * row.m * row.k)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            let b = (0..<(row.groups * row.k * row.n * batch)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            var c = [Float](repeating: 0, count: row.groups * row.m * row.n * batch)
+            func gemm(_ columns: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(row.m), Int32(columns), Int32(row.k),
+                            1, a, Int32(row.k), b, Int32(columns), 0, c, Int32(columns))
+            }
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    c.withUnsafeMutableBufferPointer { c in
+                        guard let aBase = a.baseAddress, let bBase = b.baseAddress, let cBase = c.baseAddress else { return }
+                        rows[index].perImageSeconds = medianSeconds(repeats) {
+                            for image in 0..<batch {
+                                for group in 0..<row.groups {
+                                    let slice = image * row.groups + group
+                                    gemm(row.n, aBase + group * row.m * row.k, bBase + slice * row.k * row.n,
+                                         cBase + slice * row.m * row.n)
+                                }
+                            }
+                        }
+                        rows[index].wholeBatchSeconds = medianSeconds(repeats) {
+                            for group in 0..<row.groups {
+                                gemm(row.n * batch, aBase + group * row.m * row.k, bBase + group * row.k * row.n * batch,
+                                     cBase + group * row.m * row.n * batch)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return rows
     }
 }
