@@ -191,6 +191,39 @@ struct SimulationTests {
         #expect(!graph.nodes.contains { $0.domain == "com.whittle" })
     }
 
+    @Test("QDQ export: per-channel weights mixing unsigned and signed symmetric channels are stored unsigned, exactly")
+    func qdqMixedSymmetryWeights() throws {
+        var (model, _) = try quantized(QuantizationRecipe(perChannel: true))
+        let weight = try #require(model.graph.initializers["w2"])
+        var values = weight.floats
+        let inner = values.count / weight.shape[0], last = weight.shape[0] - 1
+        // The last output channel non-negative (the first stays signed: storage used to follow it).
+        for i in (last * inner)..<values.count { values[i] = abs(values[i]) }
+        let w2 = Tensor(shape: weight.shape, floats: values)
+        model.graph.initializers["w2"] = w2
+        // What `unsigned_symmetric: True` gives per channel: unsigned where min >= 0, else signed.
+        var analyzer = try PerChannelEncodingAnalyzer(MinMaxEncodingAnalyzer(), shape: w2.shape, axis: 0)
+        try analyzer.observe(values)
+        let encoding = try analyzer.tensorEncoding(bitWidth: 8, symmetry: .unsignedSymmetric)
+        guard case .perChannel(_, let grids) = encoding else { Issue.record("not per-channel"); return }
+        #expect(grids[last].symmetry == .unsignedSymmetric)
+        #expect(grids[0].symmetry == .signedSymmetric)
+        model.encodings["w2"] = encoding
+
+        let graph = try QDQExport.graph(model)
+        let codes = try #require(graph.initializers["w2#qdq#int"])
+        let zeroPoints = try #require(graph.initializers["w2#qdq#zero_point"])
+        let scales = try #require(graph.initializers["w2#qdq#scale"])
+        #expect(codes.elementType == .uint8)
+        #expect(zeroPoints.elementType == .uint8)
+        #expect(codes.ints.allSatisfy { (0...255).contains($0) })
+        // DequantizeLinear along axis 0: (q - zero_point) * scale equals the simulated weights.
+        let dequantized = codes.ints.indices.map { i in Float(codes.ints[i] - zeroPoints.ints[i / inner]) * scales.floats[i / inner] }
+        var expected = values
+        try expected.withUnsafeMutableBufferPointer { try TensorQuantizer(encoding: encoding, shape: w2.shape).quantizeDequantize($0) }
+        #expect(dequantized == expected)
+    }
+
     @Test("Bit overrides and disabled layers reach the placement; bad names are refused")
     func overrides() throws {
         let (model, _) = try quantized(QuantizationRecipe(bitOverrides: ["conv2": 16], disabled: ["fc"]))
@@ -208,3 +241,4 @@ struct SimulationTests {
         #expect(throws: WhittleError.self) { _ = try CalibrationScheme(parsing: "entropy") }
     }
 }
+

@@ -58,16 +58,23 @@ public enum QDQExport {
         return result
     }
 
-    /// The storage of one grid family (every channel of a tensor shares bit width and symmetry).
+    /// The storage of one grid family (every channel of a tensor shares the bit width).
+    ///
+    /// Signed storage only when every channel is signed or strict symmetric: with
+    /// `unsigned_symmetric`, a per-channel weight can mix signed channels with unsigned ones
+    /// (offset 0, codes up to 2^b - 1, which do not fit the signed type); such a family is
+    /// stored unsigned with per-channel zero points `-offset` (2^(b-1) for the signed channels).
     struct Storage {
         var type: ElementType
         var signed: Bool
         var domain: String
         var range: ClosedRange<Int>
 
-        init(_ grid: QuantizationEncoding) {
-            signed = grid.symmetry == .signedSymmetric || grid.symmetry == .strictSymmetric
-            let wide = grid.bitWidth > 8
+        init(_ grid: QuantizationEncoding) { self.init([grid]) }
+
+        init(_ grids: [QuantizationEncoding]) {
+            signed = !grids.isEmpty && grids.allSatisfy { $0.symmetry == .signedSymmetric || $0.symmetry == .strictSymmetric }
+            let wide = (grids.map(\.bitWidth).max() ?? 8) > 8
             type = wide ? (signed ? .int16 : .uint16) : (signed ? .int8 : .uint8)
             domain = wide ? QDQExport.microsoftDomain : ""
             switch type {
@@ -90,7 +97,7 @@ public enum QDQExport {
         guard let input = node.inputs.first, let output = node.outputs.first else { return [] }
         for name in node.inputs.dropFirst() { graph.initializers[name] = nil }
         guard let first = channelGrids.first else { return [] }
-        let storage = Storage(first)
+        let storage = Storage(channelGrids)
         let perChannel = channelGrids.count > 1
         // Before opset 13 DequantizeLinear has no axis: per-channel weights are stored as integers,
         // dequantized with scale 1 and multiplied by their per-channel scales (the same float
