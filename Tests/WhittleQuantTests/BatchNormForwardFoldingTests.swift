@@ -88,6 +88,24 @@ struct BatchNormForwardFoldingTests {
         #expect(F.relativeError(try F.run(graph, x), try F.run(folded, x)) < 1e-5)
     }
 
+    @Test func quantizationPipelineFoldsBothDirections() throws {
+        // x -> bn0 -> conv1 (1x1) -> bn1 -> relu -> conv2 (3x3 pad 1) -> bn2: `whittle quantize`
+        // must fold bn0 forward as well as bn1/bn2 backward, and keep the float function.
+        var graph = F.graph(input: [3, 6, 6], output: "bn2")
+        let bn0 = F.batchNorm(&graph, "bn0", "x", channels: 3, seed: 1)
+        let c1 = F.conv(&graph, "conv1", bn0, in: 3, out: 4, kernel: 1, bias: false, seed: 2)
+        let b1 = F.batchNorm(&graph, "bn1", c1, channels: 4, seed: 3)
+        let r = F.unary(&graph, "Relu", "relu", b1)
+        let c2 = F.conv(&graph, "conv2", r, in: 4, out: 5, kernel: 3, pad: 1, seed: 4)
+        F.batchNorm(&graph, "bn2", c2, channels: 5, seed: 5)
+        let x = F.tensor([8, 3, 6, 6], seed: 8)
+        let (model, report) = try PostTrainingQuantization.run(graph: graph, recipe: QuantizationRecipe(), calibration: ["x": x])
+        #expect(report.foldedBatchNorms == 3)
+        #expect(model.graph.nodes.map(\.opType) == ["Conv", "Relu", "Conv"])
+        #expect(model.graph.nodes.first?.inputs[0] == "x")
+        #expect(F.relativeError(try F.run(graph, x), try F.run(model.graph, x)) < 1e-5)
+    }
+
     @Test func bnWithTwoReadersOrAsModelOutputStays() throws {
         var graph = F.graph(input: [2, 4, 4], output: "bn")
         let bn = F.batchNorm(&graph, "bn", "x", channels: 2, seed: 1)

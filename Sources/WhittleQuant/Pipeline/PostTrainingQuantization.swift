@@ -36,7 +36,8 @@ public enum PostTrainingQuantization {
             return value
         }
 
-        // 1. BatchNorm folding (AIMET folds before quantizing; tensor names are kept), with the
+        // 1. BatchNorm folding in both directions (AIMET folds before quantizing; tensor names
+        //    are kept), with the
         //    recipe's `foldScaleShift` constant Mul/Div/Add/Sub after a Conv folded into it
         //    (Qualcomm's converters squash them the same way, so the device quantizes only the
         //    last tensor of such a chain), and cross-layer equalization with high-bias absorption
@@ -56,8 +57,9 @@ public enum PostTrainingQuantization {
             report.replacedActivations = equalized.report.replacedActivations
             graph = equalized.graph
         } else {
-            let folded = try timed("fold batchnorm") { try BatchNormFolding.fold(input, preserving: []) }
-            report.foldedBatchNorms = folded.folds.count
+            // Both directions: Conv/Gemm -> BN, then BN -> unpadded Conv/Gemm (aimet.md §1.5).
+            let folded = try timed("fold batchnorm") { try BatchNormFoldingPass.apply(input) }
+            report.foldedBatchNorms = folded.report.backward.count + folded.report.forward.count
             graph = squash(folded.graph)
         }
 
