@@ -118,6 +118,11 @@ struct AdaRoundTests {
         #expect(abs((AdaRoundOptimizer.beta(iteration: 1000, of: 1000, options: options) ?? 0) - 2) < 1e-4)
         #expect(AdaRoundOptions.defaultIterations(bitWidth: 4) == 15_000)
         #expect(AdaRoundOptions.defaultIterations(bitWidth: 8) == 10_000)
+        // AIMET's other defaults (aimet.md §1.8): reg 0.01, beta 20 -> 2, warm start 0.2,
+        // minibatch of 32 cached images, Adam at torch's default step 1e-3.
+        #expect(options.iterations == nil && options.regularization == 0.01)
+        #expect(options.betaStart == 20 && options.betaEnd == 2 && options.warmStart == 0.2)
+        #expect(options.batchImages == 32 && options.learningRate == 1e-3)
     }
 
     @Test("V starts at the fractional part and the soft weights start at the float weights")

@@ -274,6 +274,45 @@ struct AnalyzerEncodingTests {
         }
     }
 
+    /// The SQNR search's defaults and candidate grids, written out from the reference
+    /// (aimet.md §5.3): gamma 3; asymmetric deltas δmax·k/16 (k = 1...17) × offsets
+    /// −N + i·N/20 (i = 0...20), each clipped to the observed range (skipped when its grid
+    /// extends past both ends or collapses), after the plain min-max grid; symmetric
+    /// ±absmax·k/100 for k = 1...101.
+    @Test func sqnrDefaultsAndCandidateGridsFollowTheReference() throws {
+        var analyzer = try SqnrEncodingAnalyzer()
+        #expect(analyzer.gamma == 3)
+        #expect(analyzer.asymmetricDeltaCandidates == 17 && analyzer.offsetCandidates == 21 && analyzer.symmetricDeltaCandidates == 101)
+        try analyzer.observe([-1, 0.25, 3])
+        try analyzer.observe([-0.5, 2])
+        let observedMin = -1.0, observedMax = 3.0
+        for bits in [4, 8] {
+            let n = Double((1 << bits) - 1)
+            var expected = [try QuantizationEncoding.compute(min: -1, max: 3, bitWidth: bits, symmetry: .asymmetric)]
+            for k in 1...17 {
+                let delta = (observedMax - observedMin) / n * Double(k) / 16
+                for i in 0...20 {
+                    let offset = -n + Double(i) * n / 20
+                    let low = delta * offset, high = delta * (offset + n)
+                    if low < observedMin && high > observedMax { continue }
+                    let clippedLow = max(observedMin, low), clippedHigh = min(observedMax, high)
+                    guard clippedHigh > clippedLow else { continue }
+                    expected.append(try QuantizationEncoding.compute(min: Float(clippedLow), max: Float(clippedHigh),
+                                                                     bitWidth: bits, symmetry: .asymmetric))
+                }
+            }
+            #expect(try analyzer.searchCandidates(bitWidth: bits, symmetry: .asymmetric) == expected)
+            #expect(expected.count > 17 * 10 && expected.count <= 1 + 17 * 21)
+
+            var symmetric = [try QuantizationEncoding.compute(min: -1, max: 3, bitWidth: bits, symmetry: .signedSymmetric)]
+            for k in 1...101 {
+                symmetric.append(try QuantizationEncoding.compute(min: Float(-3.0 * Double(k) / 100), max: Float(3.0 * Double(k) / 100),
+                                                                  bitWidth: bits, symmetry: .signedSymmetric))
+            }
+            #expect(try analyzer.searchCandidates(bitWidth: bits, symmetry: .signedSymmetric) == symmetric)
+        }
+    }
+
     @Test func analyzerParameterValidation() {
         #expect(throws: QuantizationError.self) { try GrowingHistogram(binCount: 4) }
         #expect(throws: QuantizationError.self) { try SqnrEncodingAnalyzer(gamma: 0) }

@@ -142,6 +142,35 @@ struct SimulationTests {
         }
     }
 
+    @Test("Calibration streams batches with progress and stops between batches when cancelled")
+    func calibrationProgressAndCancellation() throws {
+        let x = Self.random([40, 2, 5, 5], seed: 5, scale: 2)
+        let graph = try BatchNormFolding.fold(Self.graph()).graph
+        let placement = try QuantizerPlacement.resolve(graph: graph, config: try QuantsimConfig.preset(named: "default"),
+                                                       defaultActivationBits: 8, defaultParamBits: 8)
+        let model = QuantizedModel(graph: graph, placement: placement,
+                                   encodings: try Calibration.paramEncodings(graph: graph, placement: placement))
+        let progress = CompletedLog()
+        let calibrated = try Calibration.calibrateActivations(
+            model, scheme: .sqnr, inputs: ["x": x], batchSize: 16,
+            job: JobContext { event in if event.phase == "calibrate" { progress.add(event.completed) } })
+        #expect(progress.values == [16, 32, 40])
+        #expect(calibrated.activeQuantizers().contains { $0.settings.role == .activation })
+
+        let flag = CancellationFlag()
+        let seen = CompletedLog()
+        #expect {
+            _ = try Calibration.calibrateActivations(
+                model, scheme: .minMax, inputs: ["x": x], batchSize: 16,
+                job: JobContext(cancellation: flag) { event in
+                    guard event.phase == "calibrate" else { return }
+                    seen.add(event.completed)
+                    flag.cancel()
+                })
+        } throws: { error in (error as? WhittleError)?.kind == .cancelled }
+        #expect(seen.values == [16])
+    }
+
     @Test("Encodings written in every version and loaded frozen simulate identically")
     func frozenRoundTrip() throws {
         let (model, x) = try quantized(QuantizationRecipe(weightBits: 4, perChannel: true))
@@ -224,6 +253,52 @@ struct SimulationTests {
         #expect(dequantized == expected)
     }
 
+    @Test("Per-layer analysis: weights-only / activations-only selections, enable-one / disable-one sweeps, per-tensor SQNR")
+    func perLayerAnalysis() throws {
+        let (model, x) = try quantized(QuantizationRecipe(weightBits: 4, perChannel: true))
+        /// The float graph with the named weights replaced by their quantize-dequantized values.
+        func floatWithQuantizedWeights(_ names: Set<String>) throws -> Graph {
+            var graph = model.graph
+            for (tensor, settings, encoding) in model.activeQuantizers() where settings.role == .param && names.contains(tensor) {
+                let weight = try #require(graph.initializers[tensor])
+                var values = weight.floats
+                try values.withUnsafeMutableBufferPointer { try TensorQuantizer(encoding: encoding, shape: weight.shape).quantizeDequantize($0) }
+                graph.initializers[tensor] = Tensor(shape: weight.shape, floats: values)
+            }
+            return graph
+        }
+        let all = Set(model.activeQuantizers().map(\.tensor))
+        let params = Set(model.activeQuantizers().filter { $0.settings.role == .param }.map(\.tensor))
+        let reference = try Self.run(model.graph, x).floats
+        let weightsOnly = try Self.run(model.simulationGraph(.paramsOnly), x).floats
+        #expect(weightsOnly == (try Self.run(floatWithQuantizedWeights(params), x)).floats)
+        let activationsOnly = try Self.run(model.simulationGraph(.activationsOnly), x).floats
+        #expect(activationsOnly != reference && activationsOnly != weightsOnly)
+        #expect(try Self.run(model.simulationGraph(.init(excluded: all)), x).floats == reference)
+
+        // Enable-one for a weight is the float model with only that weight quantized;
+        // disable-one leaves exactly that quantizer out.
+        let effects = try QuantizationAnalysis.sweep(model, inputs: ["x": x], labels: nil, batchSize: 8)
+        #expect(Set(effects.map(\.tensor)) == all)
+        let w2 = try #require(effects.first { $0.tensor == "w2" })
+        let onlyW2 = try Self.run(floatWithQuantizedWeights(["w2"]), x).floats
+        #expect(abs(w2.enableOneSQNR - sqnr(reference: reference, test: onlyW2)) < 0.01)
+        let allButW2 = try Self.run(model.simulationGraph(.init(excluded: ["w2"])), x).floats
+        #expect(abs(w2.disableOneSQNR - sqnr(reference: reference, test: allButW2)) < 0.01)
+        #expect(w2.enableOneAccuracy == nil)
+
+        // Per-tensor SQNR: every quantized activation computed by a node, in execution order;
+        // the last one (the logits) is the output SQNR of the full simulation.
+        let perTensor = try QuantizationAnalysis.perTensorSQNR(model, inputs: ["x": x])
+        let producers = model.graph.producers()
+        let activations = model.activeQuantizers().filter { $0.settings.role == .activation && producers[$0.tensor] != nil }.map(\.tensor)
+        #expect(Set(perTensor.map(\.tensor)) == Set(activations))
+        #expect(perTensor.map { producers[$0.tensor] ?? -1 } == perTensor.map { producers[$0.tensor] ?? -1 }.sorted())
+        let full = try Self.run(model.simulationGraph(), x).floats
+        let logits = try #require(perTensor.first { $0.tensor == "logits" })
+        #expect(abs(logits.sqnrDB - sqnr(reference: reference, test: full)) < 0.01)
+    }
+
     @Test("Bit overrides and disabled layers reach the placement; bad names are refused")
     func overrides() throws {
         let (model, _) = try quantized(QuantizationRecipe(bitOverrides: ["conv2": 16], disabled: ["fc"]))
@@ -242,3 +317,10 @@ struct SimulationTests {
     }
 }
 
+/// Collects the `completed` counts of progress events, from any thread.
+final class CompletedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Int] = []
+    func add(_ value: Int) { lock.lock(); list.append(value); lock.unlock() }
+    var values: [Int] { lock.lock(); defer { lock.unlock() }; return list }
+}
