@@ -112,6 +112,14 @@ e = json.load(open(f"{w}/q/digits-cnn.encodings"))
 e["param_encodings"][0]["bw"] = 3
 json.dump(e, open(f"{w}/bad-bits.encodings", "w"))
 json.dump({"defaults": {"ops": {"is_output_quantized": "maybe"}}}, open(f"{w}/bad-config.json", "w"))
+json.dump({"defaults": {"ops": {"is_output_quantised": "False"}, "params": {}}, "params": {}, "op_type": {},
+           "supergroups": [], "model_input": {}, "model_output": {}}, open(f"{w}/typo-config.json", "w"))
+import numpy as np
+x = np.load("SampleModels/digits-calib.npz")["x"][:64].copy()
+x[5, 0, 3, 3] = np.nan
+np.savez(f"{w}/nan.npz", x=x)
+x[5, 0, 3, 3] = np.inf
+np.savez(f"{w}/inf.npz", x=x)
 PYEOF
 expect_error quantize-weight-bits "weight bits" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --weights 3 --out "$WORK/q2"
 expect_error quantize-activation-bits "activation bits" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --activations 17 --out "$WORK/q2"
@@ -122,6 +130,15 @@ expect_error quantize-config-bad "bad-config.json" -- "$WHITTLE" quantize "$MODE
 expect_error quantize-bits-syntax "NAME=BITS" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --bits conv1 --out "$WORK/q2"
 expect_error quantize-bits-unknown "nothing_here" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --bits nothing_here=8 --out "$WORK/q2"
 expect_error quantize-encodings-version "9.9" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --encodings-version 9.9 --out "$WORK/q2"
+expect_error quantize-nan-calibration "nan.npz" -- "$WHITTLE" quantize "$MODEL" --data "$WORK/nan.npz" --out "$WORK/q2"
+expect_error quantize-inf-eval "inf.npz" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --eval "$WORK/inf.npz" --plain --out "$WORK/q2"
+expect_error eval-encodings-nan "nan.npz" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$WORK/nan.npz" --encodings "$WORK/q/digits-cnn.encodings"
+if "$WHITTLE" quantize "$MODEL" --data "$CALIB" --plain --config "$WORK/typo-config.json" --out "$WORK/q4" >/dev/null 2>"$WORK/err" \
+   && grep -q "is_output_quantised: unknown key" "$WORK/err"; then
+  passed=$((passed + 1)); echo "ok    quantize-config-unknown-key: $(head -n 1 "$WORK/err")"
+else
+  failed=$((failed + 1)); echo "FAIL  quantize-config-unknown-key (no warning)"; sed 's/^/      /' "$WORK/err" | head -5
+fi
 expect_error encodings-truncated "broken.encodings" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/broken.encodings"
 expect_error encodings-unknown-tensor "no_such_tensor" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/unknown-tensor.encodings"
 expect_error encodings-bad-bits "bad-bits.encodings" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$DATA" --encodings "$WORK/bad-bits.encodings"

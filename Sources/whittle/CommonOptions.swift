@@ -57,6 +57,21 @@ func loadDataset(_ path: String, for graph: Graph) throws -> Dataset {
     return dataset
 }
 
+/// Checks that every input of `dataset` (loaded from `path`) is finite. Data a quantized model
+/// sees must be: the simulation maps NaN to the grid minimum and clamps infinities, so a bad
+/// sample would give plausible numbers instead of an error, and calibration would fail only
+/// after the weight techniques (AdaRound can run for minutes) had finished.
+func requireFiniteInputs(_ dataset: Dataset, path: String) throws {
+    for name in dataset.inputs.keys.sorted() {
+        guard let tensor = dataset.inputs[name] else { continue }
+        let values = tensor.floats
+        guard let bad = values.firstIndex(where: { !$0.isFinite }) else { continue }
+        let row = max(1, values.count / max(1, tensor.shape.first ?? 1))
+        throw WhittleError(.invalidData, path,
+                           "input '\(name)' contains \(values[bad].isNaN ? "NaN" : "Inf") (sample \(bad / row)); quantization needs finite data")
+    }
+}
+
 /// Human-friendly counts: 1.23M, 45.6k.
 func formatCount(_ value: Int) -> String {
     let magnitude = Double(value)

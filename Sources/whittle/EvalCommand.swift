@@ -41,7 +41,10 @@ struct Eval: ParsableCommand {
                 guard limit >= 1 else { throw WhittleError(.invalidArgument, "--limit", "must be at least 1, got \(limit)") }
                 dataset = dataset.subset(first: min(limit, dataset.sampleCount))
             }
-            if let encodings { graph = try frozenSimulation(of: graph, encodingsPath: encodings) }
+            if let encodings {
+                try requireFiniteInputs(dataset, path: data)
+                graph = try frozenSimulation(of: graph, encodingsPath: encodings)
+            }
             let evaluator = try Evaluator(graph: graph, batchSize: batch)
             let result = try evaluator.evaluate(inputs: dataset.inputs, labels: dataset.labels)
             let report = Report(model: model, data: data, samples: result.samples, top1Accuracy: result.top1Accuracy,

@@ -49,6 +49,7 @@ struct QuantAnalyze: ParsableCommand {
             let graph = try loadModel(model)
             let calibration = try recipeOptions.calibrationData(data, for: graph)
             let evaluation = try eval.map { try loadDataset($0, for: graph) } ?? calibration
+            if let eval { try requireFiniteInputs(evaluation, path: eval) }
             let progress = ProgressBar()
             let job = progress.context()
             let (quantized, _) = try PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: calibration.inputs, job: job)

@@ -59,6 +59,7 @@ struct Quantize: ParsableCommand {
             let graph = try loadModel(model)
             let calibration = try recipeOptions.calibrationData(data, for: graph)
             let evaluation = try eval.map { try loadDataset($0, for: graph) } ?? calibration
+            if let eval { try requireFiniteInputs(evaluation, path: eval) }
             let folder = URL(fileURLWithPath: out)
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -96,11 +97,17 @@ struct Quantize: ParsableCommand {
             }
             if let searched { printAutoQuantTable(searched) }
             let params = quantized.activeQuantizers().filter { $0.settings.role == .param }.count
-            print("quantized \(model): W\(recipe.weightBits)A\(recipe.activationBits), config \(recipe.config), scheme \(recipe.scheme), "
-                  + "\(params) weight and \(quantized.activeQuantizers().count - params) activation quantizers, "
-                  + "\(report.foldedBatchNorms) BatchNorms folded"
-                  + (recipe.foldScaleShift ? ", \(report.foldedScaleShifts) constant scale/shift ops folded into convolutions" : "")
-                  + (recipe.activationBiasCorrection ? ", \(report.activationCorrectedBiases) biases corrected against the full simulation" : ""))
+            var summary = "quantized \(model): W\(recipe.weightBits)A\(recipe.activationBits), config \(recipe.config), "
+            summary += "scheme \(recipe.scheme), \(params) weight and \(quantized.activeQuantizers().count - params) activation quantizers, "
+            summary += "\(report.foldedBatchNorms) BatchNorms folded"
+            if recipe.foldScaleShift { summary += ", \(report.foldedScaleShifts) constant scale/shift ops folded into convolutions" }
+            if recipe.crossLayerEqualization {
+                summary += ", CLE on \(report.equalizedSets) layer sets (\(report.replacedActivations.count) ReLU6 replaced by ReLU)"
+            }
+            if recipe.biasCorrection { summary += ", \(report.correctedBiases) biases corrected" }
+            if recipe.activationBiasCorrection { summary += ", \(report.activationCorrectedBiases) biases corrected against the full simulation" }
+            if recipe.adaRound { summary += ", \(report.roundedLayers) layers AdaRounded" }
+            print(summary)
             print(comparisonLine(comparison, samples: evaluation.sampleCount))
             for path in outputs { print("wrote \(path)") }
         }
@@ -206,6 +213,9 @@ struct RecipeOptions: ParsableArguments {
             recipe.adaRoundIterations = adaroundIterations
         }
         try recipe.validate()
+        // Load the config now: a bad file fails before any data is read, and keys it does not
+        // know (a typo such as "is_output_quantised") are reported instead of silently ignored.
+        for warning in try recipe.loadConfig().warnings { printError("warning: \(warning)") }
         return recipe
     }
 
@@ -219,6 +229,7 @@ struct RecipeOptions: ParsableArguments {
             }
             calibration = calibration.subset(first: min(calibrationSamples, calibration.sampleCount))
         }
+        try requireFiniteInputs(calibration, path: path)
         return calibration
     }
 }

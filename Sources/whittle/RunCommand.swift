@@ -35,7 +35,10 @@ struct Run: ParsableCommand {
             try engine.apply()
             var graph = try loadModel(model)
             let dataset = try loadDataset(input, for: graph)
-            if let encodings { graph = try frozenSimulation(of: graph, encodingsPath: encodings) }
+            if let encodings {
+                try requireFiniteInputs(dataset, path: input)
+                graph = try frozenSimulation(of: graph, encodingsPath: encodings)
+            }
             if let tensors { try exposeTensors(tensors, of: &graph) }
             let runner = try BatchRunner(graph: graph, batchSize: batch)
             let outputs = try runner.outputs(inputs: dataset.inputs)
