@@ -84,3 +84,21 @@ simrow "digits-mobilenet batch 64" SampleModels/digits-mobilenet.onnx SampleMode
 if [ -f "$CACHE/efficientnet-lite0.onnx" ]; then
   simrow "efficientnet-lite0 batch 32" "$CACHE/efficientnet-lite0.onnx" "$CACHE/photos-calib.npz" 32 $(( REPEATS / 4 > 3 ? REPEATS / 4 : 3 ))
 fi
+
+# AdaRound on digits-cnn at AIMET's default 10 000 iterations per layer (8-bit weights,
+# per-channel): seconds of the AdaRound step and of the whole command, medians of 3.
+adaround_out=$(mktemp -d)
+"$PY" - "$WHITTLE" "$THREADS" "$adaround_out" <<'PYEOF'
+import json, statistics, subprocess, sys, time
+whittle, threads, out = sys.argv[1:4]
+steps, walls = [], []
+for _ in range(3):
+    start = time.monotonic()
+    result = subprocess.run([whittle, "quantize", "SampleModels/digits-cnn.onnx", "--data", "SampleModels/digits-calib.npz",
+                             "--per-channel", "--adaround", "--threads", threads, "--out", out, "--json"],
+                            check=True, capture_output=True, text=True)
+    walls.append(time.monotonic() - start)
+    steps.append(json.loads(result.stdout)["seconds"]["adaround"])
+print(f"{'digits-cnn AdaRound 10k it.':<28} AdaRound step {statistics.median(steps):6.2f} s  whole quantize {statistics.median(walls):6.2f} s wall (medians of 3)")
+PYEOF
+rm -rf "$adaround_out"
