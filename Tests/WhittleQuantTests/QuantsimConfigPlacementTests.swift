@@ -192,6 +192,12 @@ struct QuantsimConfigPlacementTests {
         let v69 = try Self.place(graph, "htp-v69", activationBits: 16, paramBits: 8)
         #expect(v69.quantizers["scale"]?.bitWidth == 8)
         #expect(v69.quantizers["bias"]?.enabled == false)
+
+        // The rule holds after a mixed-precision override of the output too.
+        var mixed = try Self.place(graph, "htp-v73", activationBits: 8, paramBits: 8)
+        #expect(mixed.quantizers["scale"]?.bitWidth == 8)
+        try mixed.override(tensor: "g", bitWidth: 16)
+        #expect(mixed.quantizers["scale"]?.bitWidth == 16 && mixed.quantizers["bias"]?.bitWidth == 16)
     }
 
     @Test func modelInputOutputAndInputQuantizedOps() throws {

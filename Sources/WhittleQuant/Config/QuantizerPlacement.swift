@@ -60,11 +60,18 @@ public struct QuantizerPlacement: Sendable, Equatable {
     public let hexagonVersion: Int?
     private let graphTensors: Set<String>
     private let matMulInputs: [MatMulInputs]
+    private let groupNorms: [GroupNormTensors]
     private let strictSymmetric: Bool
 
     private struct MatMulInputs: Sendable, Equatable {
         var first: String
         var second: String
+    }
+
+    /// A GroupNormalization's output and its parameter inputs (scale, bias).
+    private struct GroupNormTensors: Sendable, Equatable {
+        var output: String
+        var params: [String]
     }
 
     /// The tensor whose quantizer determines `tensor`'s encoding: itself, or the end of its
@@ -105,6 +112,7 @@ public struct QuantizerPlacement: Sendable, Equatable {
             throw WhittleError(.invalidArgument, tensor, "bit width must be in 4...16, got \(bitWidth)")
         }
         quantizers[key]?.bitWidth = bitWidth
+        applyGroupNormRule()
         applyMatMulRule()
     }
 
@@ -340,22 +348,32 @@ public struct QuantizerPlacement: Sendable, Equatable {
             guard node.opType == "MatMul", let first = node.input(0), let second = node.input(1) else { return nil }
             return MatMulInputs(first: first, second: second)
         }
+        let groupNorms = graph.nodes.compactMap { node -> GroupNormTensors? in
+            guard node.opType == "GroupNormalization", let output = node.outputs.first, !output.isEmpty else { return nil }
+            let params = node.inputs.dropFirst().filter { !$0.isEmpty && quantizers[$0]?.role == .param }
+            return params.isEmpty ? nil : GroupNormTensors(output: output, params: params)
+        }
         var placement = QuantizerPlacement(quantizers: quantizers, sharedEncodings: shared, hexagonVersion: config.hexagonVersion,
-                                           graphTensors: tensors, matMulInputs: matMuls, strictSymmetric: strict)
+                                           graphTensors: tensors, matMulInputs: matMuls, groupNorms: groupNorms,
+                                           strictSymmetric: strict)
 
         // Hexagon exception rules (aimet.md §4.3).
-        if let version = placement.hexagonVersion, version >= 73 {
-            for node in graph.nodes where node.opType == "GroupNormalization" {
-                let output = node.outputs.first.flatMap { placement.settings(for: $0) } ?? activation(for: node.opType)
-                for slot in 1..<Swift.max(node.inputs.count, 1) {
-                    guard let param = node.input(slot), placement.quantizers[param]?.role == .param else { continue }
-                    placement.quantizers[param]?.bitWidth = output.bitWidth
-                    placement.quantizers[param]?.symmetry = output.symmetry
-                }
-            }
-        }
+        placement.applyGroupNormRule(fallback: activation(for: "GroupNormalization"))
         placement.applyMatMulRule()
         return placement
+    }
+
+    /// HTP GroupNormalization rule (V73 and later): the parameters take the bit width and
+    /// symmetry of the output's quantizer (`fallback` when the output has none).
+    private mutating func applyGroupNormRule(fallback: QuantizerSettings? = nil) {
+        guard let version = hexagonVersion, version >= 73 else { return }
+        for norm in groupNorms {
+            guard let output = settings(for: norm.output) ?? fallback else { continue }
+            for param in norm.params {
+                quantizers[param]?.bitWidth = output.bitWidth
+                quantizers[param]?.symmetry = output.symmetry
+            }
+        }
     }
 
     /// HTP MatMul rule: on V66/V68/V69 the second input is 8-bit symmetric; on V73 and later
