@@ -105,6 +105,7 @@ struct Quantize: ParsableCommand {
                 summary += ", CLE on \(report.equalizedSets) layer sets (\(report.replacedActivations.count) ReLU6 replaced by ReLU)"
             }
             if recipe.biasCorrection { summary += ", \(report.correctedBiases) biases corrected" }
+            if recipe.analyticalBiasCorrection { summary += ", \(report.analyticallyCorrectedBiases) biases corrected from BatchNorm statistics" }
             if recipe.activationBiasCorrection { summary += ", \(report.activationCorrectedBiases) biases corrected against the full simulation" }
             if recipe.adaRound { summary += ", \(report.roundedLayers) layers AdaRounded" }
             print(summary)
@@ -158,13 +159,16 @@ struct RecipeOptions: ParsableArguments {
     @Flag(name: .long, help: "Empirical bias correction on calibration data.")
     var biasCorrection = false
 
+    @Flag(name: .long, help: "Data-free bias correction from BatchNorm statistics, for layers whose input is a BatchNorm output (optionally through Relu/Clip).")
+    var analyticalBiasCorrection = false
+
     @Flag(name: .long, help: "After calibration, correct every Conv/Gemm bias so its output mean in the full simulation (weights and activations quantized) matches float; removes the mean shift activation quantization causes.")
     var activationBiasCorrection = false
 
     @Flag(name: .long, help: "AdaRound: learn each weight's rounding on calibration data.")
     var adaround = false
 
-    @Option(name: .long, help: "AdaRound iterations per layer (default: 10000 at 8 bits, 15000 below).")
+    @Option(name: .long, help: "AdaRound iterations per layer (default with --adaround: 10000 at 8 bits, 15000 below; the default recipe uses 1000 at 8 bits).")
     var adaroundIterations: Int?
 
     @Flag(name: .long, help: "Sequential MSE search of weight encodings.")
@@ -188,10 +192,10 @@ struct RecipeOptions: ParsableArguments {
             }
             overrides[parts[0]] = value
         }
-        let explicit = cle || biasCorrection || activationBiasCorrection || adaround || seqMse
+        let explicit = cle || biasCorrection || analyticalBiasCorrection || activationBiasCorrection || adaround || seqMse
         if plain && explicit {
             throw WhittleError(.invalidArgument, "--plain",
-                               "cannot be combined with --cle, --bias-correction, --activation-bias-correction, --adaround or --seq-mse")
+                               "cannot be combined with --cle, --bias-correction, --analytical-bias-correction, --activation-bias-correction, --adaround or --seq-mse")
         }
         var recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
@@ -200,6 +204,7 @@ struct RecipeOptions: ParsableArguments {
         if explicit {
             recipe.crossLayerEqualization = cle
             recipe.biasCorrection = biasCorrection
+            recipe.analyticalBiasCorrection = analyticalBiasCorrection
             recipe.activationBiasCorrection = activationBiasCorrection
             recipe.adaRound = adaround
             recipe.sequentialMSE = seqMse

@@ -106,6 +106,29 @@ struct BatchNormForwardFoldingTests {
         #expect(F.relativeError(try F.run(graph, x), try F.run(model.graph, x)) < 1e-5)
     }
 
+    @Test func pipelineAnalyticalBiasCorrectionUsesTheStatisticsOfFoldedBatchNorms() throws {
+        // x -> conv1 -> bn1 -> relu -> conv2: conv2 reads relu(bn1), so its bias is corrected
+        // from bn1's statistics; conv1 reads the model input (no statistics) and is left alone.
+        var graph = F.graph(input: [3, 6, 6], output: "conv2")
+        let c1 = F.conv(&graph, "conv1", "x", in: 3, out: 4, kernel: 3, pad: 1, seed: 21)
+        let b1 = F.batchNorm(&graph, "bn1", c1, channels: 4, seed: 22)
+        let r = F.unary(&graph, "Relu", "relu", b1)
+        F.conv(&graph, "conv2", r, in: 4, out: 5, kernel: 3, pad: 1, seed: 23)
+        let x = F.tensor([8, 3, 6, 6], seed: 24)
+        var recipe = QuantizationRecipe(weightBits: 4, perChannel: false)
+        let plain = try PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: ["x": x])
+        recipe.analyticalBiasCorrection = true
+        let (model, report) = try PostTrainingQuantization.run(graph: graph, recipe: recipe, calibration: ["x": x])
+        #expect(report.analyticallyCorrectedBiases == 1)
+        let bias = try #require(model.graph.nodes.first { $0.name == "conv2" }?.input(2))
+        let before = try #require(plain.model.graph.initializers[bias]).floats
+        let after = try #require(model.graph.initializers[bias]).floats
+        #expect(before != after)
+        // conv1's bias is untouched.
+        let firstBias = try #require(model.graph.nodes.first { $0.name == "conv1" }?.input(2))
+        #expect(model.graph.initializers[firstBias] == plain.model.graph.initializers[firstBias])
+    }
+
     @Test func bnWithTwoReadersOrAsModelOutputStays() throws {
         var graph = F.graph(input: [2, 4, 4], output: "bn")
         let bn = F.batchNorm(&graph, "bn", "x", channels: 2, seed: 1)

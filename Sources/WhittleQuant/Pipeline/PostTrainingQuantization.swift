@@ -10,6 +10,7 @@ public struct QuantizationReport: Sendable, Equatable {
     /// ReLU6 (Clip) nodes that cross-layer equalization turned into Relu.
     public var replacedActivations: [String] = []
     public var correctedBiases: Int = 0
+    public var analyticallyCorrectedBiases: Int = 0
     /// Layers whose bias the activation-aware correction changed.
     public var activationCorrectedBiases: Int = 0
     public var roundedLayers: Int = 0
@@ -43,6 +44,9 @@ public enum PostTrainingQuantization {
         //    last tensor of such a chain), and cross-layer equalization with high-bias absorption
         //    (which folds BatchNorm itself).
         var graph: Graph
+        // BatchNorm statistics of the layer outputs, for analytical bias correction (CLE keeps
+        // them scaled along with its layers).
+        var statistics: [String: ChannelDistribution] = [:]
         func squash(_ graph: Graph) -> Graph {
             guard recipe.foldScaleShift else { return graph }
             let squashed = timed("fold scale/shift") { ScaleShiftFolding.fold(graph) }
@@ -55,9 +59,11 @@ public enum PostTrainingQuantization {
             report.foldedBatchNorms = equalized.report.batchNormFolds.backward.count + equalized.report.batchNormFolds.forward.count
             report.equalizedSets = equalized.report.sets.count
             report.replacedActivations = equalized.report.replacedActivations
+            statistics = equalized.report.statistics
             graph = equalized.graph
         } else {
             // Both directions: Conv/Gemm -> BN, then BN -> unpadded Conv/Gemm (aimet.md §1.5).
+            if recipe.analyticalBiasCorrection { statistics = BatchNormStatistics.capture(input) }
             let folded = try timed("fold batchnorm") { try BatchNormFoldingPass.apply(input) }
             report.foldedBatchNorms = folded.report.backward.count + folded.report.forward.count
             graph = squash(folded.graph)
@@ -90,6 +96,16 @@ public enum PostTrainingQuantization {
                                              batchSize: recipe.batchSize, context: job, weightQuantizer: quantizer)
             }
             report.correctedBiases = corrected.report.corrected.count
+            graph = corrected.graph
+        }
+
+        // 4b. Analytical bias correction: the same shift from BN statistics instead of data.
+        if recipe.analyticalBiasCorrection {
+            let quantizer = weightQuantizer(encodings)
+            let corrected = try timed("analytical bias correction") {
+                try BiasCorrection.analytical(graph: graph, statistics: statistics, weightQuantizer: quantizer)
+            }
+            report.analyticallyCorrectedBiases = corrected.report.corrected.count
             graph = corrected.graph
         }
 

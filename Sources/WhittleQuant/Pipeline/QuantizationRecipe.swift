@@ -16,6 +16,10 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
     /// (`ScaleShiftFolding`, what Qualcomm's converters do), so such a chain has one quantizer.
     public var foldScaleShift: Bool = false
     public var biasCorrection: Bool
+    /// Data-free bias correction from BatchNorm statistics (`BiasCorrection.analytical`): every
+    /// Conv/Gemm whose input tensor is a (folded) BatchNorm output, optionally through a
+    /// Relu/Clip, gets `b -= sum_c eps[o, c] E[x_c]`; other layers are left as they are.
+    public var analyticalBiasCorrection: Bool = false
     /// Bias correction after calibration against the full simulation (weights and
     /// activations quantized), `BiasCorrection.simulated`.
     public var activationBiasCorrection: Bool = false
