@@ -176,6 +176,16 @@ struct WorkbenchUpdateTests {
         #expect(next.overlay == .palette(text: "target ", selection: 0))
         (next, _) = press(type("0.3") + [.enter], on: next)
         #expect(next.session.compression.targetMACRatio == 0.3)
+        // A partial name runs the highlighted suggestion, which is the one starting with the
+        // typed text (it used to run `theme li` and fail with "no theme 'li'").
+        #expect(state.paletteSuggestions(for: "theme l").map(\.template) == ["theme light", "theme terminal"])
+        (next, _) = press([.character(":")] + type("theme li") + [.enter], on: state)
+        #expect(next.themeName == "light" && next.status?.level != .error)
+        // A complete command still runs as typed, even where suggestions exist.
+        (next, effects) = press([.character(":")] + type("q") + [.enter], on: state)
+        #expect(effects == [.quit])
+        (next, _) = press([.character(":")] + type("theme nosuch") + [.enter], on: state)
+        #expect(next.themeName == "dark" && next.status?.level == .error)
     }
 
     @Test func snapshotsTakeMarkRestoreDelete() throws {

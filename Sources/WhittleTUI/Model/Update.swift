@@ -161,7 +161,10 @@ extension WorkbenchState {
             case .enter:
                 self.overlay = nil
                 let typed = text.trimmingCharacters(in: .whitespaces)
-                if !typed.isEmpty, PaletteCommand.parse(typed) != nil || suggestions.isEmpty {
+                // What was typed runs when it is a complete command (or nothing else matches);
+                // otherwise the highlighted suggestion does (`theme li` → `theme light`).
+                let parsed = typed.isEmpty ? nil : PaletteCommand.parse(typed)
+                if !typed.isEmpty, (parsed.map { paletteNamesExist($0) } ?? false) || suggestions.isEmpty {
                     run(palette: typed, effects: &effects)
                 } else if suggestions.indices.contains(selection) {
                     let chosen = suggestions[selection]
