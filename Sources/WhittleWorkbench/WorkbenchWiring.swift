@@ -212,16 +212,29 @@ public enum WorkbenchWiring {
 
     /// The pipeline recipe for the settings: the session's recipe with its per-layer bit
     /// widths added as tensor overrides (a weight override targets the layer's weight tensor,
-    /// an activation override its output tensor).
-    public static func recipe(_ settings: SessionSettings, model: ModelSummary) throws -> QuantizationRecipe {
+    /// an activation override its output tensor). With `compressed`, the graph the recipe will
+    /// run on after the settings' ratios were applied, a weight override follows the layer into
+    /// it: to both factors of an SVD split (`NAME_svd_a`, `NAME_svd_b`, new weight tensors) or
+    /// to a pruned weight stored under a new name.
+    public static func recipe(_ settings: SessionSettings, model: ModelSummary, compressed: Graph? = nil) throws -> QuantizationRecipe {
         var recipe = settings.recipe
         for (layer, override) in settings.bitWidthOverrides.sorted(by: { $0.key < $1.key }) {
             guard let summary = model.layers.first(where: { $0.name == layer }) else { continue }
-            if let bits = override.weightBits, let weight = summary.weightName { recipe.bitOverrides[weight] = bits }
+            if let bits = override.weightBits {
+                for weight in weightTensors(of: summary, in: compressed) { recipe.bitOverrides[weight] = bits }
+            }
             if let bits = override.activationBits, let output = summary.outputs.first { recipe.bitOverrides[output] = bits }
         }
         try recipe.validate()
         return recipe
+    }
+
+    /// The weight tensors a workbench layer has in `graph` (its own weight without a graph).
+    static func weightTensors(of layer: LayerSummary, in graph: Graph?) -> [String] {
+        guard let graph, let original = layer.weightName else { return layer.weightName.map { [$0] } ?? [] }
+        let nodes = graph.nodes.filter { $0.name == layer.name || $0.name.hasPrefix(layer.name + "_svd_") }
+        let weights = nodes.compactMap { node in node.input(1).flatMap { graph.initializers[$0] != nil ? $0 : nil } }
+        return weights.isEmpty ? [original] : weights
     }
 
     /// Runs post-training quantization of the (compressed) model with the settings' recipe.
@@ -230,8 +243,9 @@ public enum WorkbenchWiring {
     /// when there is none) starting from the recipe, and its chosen recipe is returned.
     public static func quantize(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
                                 evaluation: Dataset? = nil, context: JobContext) throws -> (QuantizedModel, QuantizationRecipe) {
-        let recipe = try recipe(settings, model: model)
+        _ = try recipe(settings, model: model)  // bad bit widths fail before any compression work
         let source = try compress(graph, settings: settings, data: calibration, context: context)
+        let recipe = try recipe(settings, model: model, compressed: source)
         if settings.autoQuant {
             let scored = evaluation ?? calibration
             let result = try AutoQuantization.search(graph: source, base: recipe, calibration: calibration.inputs,

@@ -55,6 +55,34 @@ struct WorkbenchWiringTests {
         #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
     }
 
+    /// A per-layer weight bit width on a compressed layer follows the layer into the compressed
+    /// graph: to both SVD factors. It used to name the layer's original weight, which the split
+    /// replaces, and quantization (and the encodings and QDQ exports) failed with "'conv3.weight':
+    /// is neither a quantized tensor nor a layer of the model".
+    @Test func bitOverridesFollowACompressedLayer() throws {
+        let sample = try Sample(samples: 16)
+        var settings = SessionSettings()
+        settings.compression.ratios = ["conv3": 0.5]
+        settings.bitWidthOverrides = ["conv3": BitWidthOverride(weightBits: 4), "conv2": BitWidthOverride(weightBits: 6)]
+        let (quantized, recipe) = try WorkbenchWiring.quantize(graph: sample.graph, model: sample.model, settings: settings,
+                                                               calibration: sample.calibration, evaluation: sample.evaluation,
+                                                               context: .silent)
+        let conv2 = try #require(sample.model.layers.first { $0.name == "conv2" }?.weightName)
+        let split = recipe.bitOverrides.keys.filter { $0.hasPrefix("conv3_svd_") }.sorted()
+        #expect(split == ["conv3_svd_a.weight", "conv3_svd_b.weight"])
+        #expect(recipe.bitOverrides[conv2] == 6 && split.allSatisfy { recipe.bitOverrides[$0] == 4 })
+        #expect(recipe.bitOverrides.count == 3, "\(recipe.bitOverrides)")
+        for tensor in split {
+            let bits: Int?
+            switch quantized.encodings[tensor] {
+            case .perTensor(let encoding)?: bits = encoding.bitWidth
+            case .perChannel(_, let encodings)?: bits = encodings.first?.bitWidth
+            default: bits = nil
+            }
+            #expect(bits == 4, "\(tensor): \(String(describing: quantized.encodings[tensor]))")
+        }
+    }
+
     /// With `auto` on, quantization runs the AutoQuant search on the evaluation data and
     /// returns the recipe it chose (here the first candidate, plain min-max, is within the drop).
     @Test func autoQuantRunsTheSearch() throws {
