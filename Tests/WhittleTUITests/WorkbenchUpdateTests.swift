@@ -223,6 +223,23 @@ struct WorkbenchUpdateTests {
         #expect(settings.recipe.perChannel == true)
     }
 
+    /// The editor offers only the bit widths the quantizer accepts (it used to go down to 2,
+    /// and quantizing then failed with "weight bits: must be in 4...16").
+    @Test func bitWidthsStayInTheQuantizersRange() throws {
+        var (state, _) = press([.character("4"), .down, .down] + Array(repeating: .left, count: 10), on: try makeState())
+        #expect(state.session.recipe.weightBits == 4)
+        (state, _) = press([.down] + Array(repeating: .right, count: 20), on: state)
+        #expect(state.session.recipe.activationBits == 16)
+        (state, _) = press([.up, .enter, .backspace, .backspace] + type("3") + [.enter], on: state)
+        #expect(state.session.recipe.weightBits == 4 && state.status?.level == .error)
+        // Per-layer overrides too.
+        (state, _) = press(Array(repeating: .down, count: 9) + Array(repeating: .left, count: 10), on: state)
+        let layer = try #require(state.selected?.name)
+        #expect(state.session.bitWidths(for: layer).weight == 4)
+        (state, _) = press([.enter] + Array(repeating: .backspace, count: 5) + type("2/8") + [.enter], on: state)
+        #expect(state.status?.level == .error && state.session.bitWidths(for: layer).weight == 4)
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)

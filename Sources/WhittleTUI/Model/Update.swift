@@ -446,7 +446,7 @@ extension WorkbenchState {
                 adjustRecipe(field, by: direction)
             } else if let layer = selected {
                 let bits = session.bitWidths(for: layer.name)
-                let weight = min(16, max(2, bits.weight + direction))
+                let weight = WorkbenchState.clampBits(bits.weight + direction)
                 var override = session.bitWidthOverrides[layer.name] ?? BitWidthOverride()
                 override.weightBits = weight == session.recipe.weightBits ? nil : weight
                 session.bitWidthOverrides[layer.name] = override.isEmpty ? nil : override
@@ -455,6 +455,11 @@ extension WorkbenchState {
             break
         }
     }
+
+    /// Bit widths the quantizer supports (the recipe rejects others), so the editor offers only these.
+    static let bitWidths = QuantizationEncoding.supportedBitWidths
+
+    static func clampBits(_ bits: Int) -> Int { min(bitWidths.upperBound, max(bitWidths.lowerBound, bits)) }
 
     mutating func adjustRecipe(_ field: QuantizationField, by direction: Int) {
         var recipe = session.recipe
@@ -466,8 +471,8 @@ extension WorkbenchState {
             let all = CalibrationScheme.workbenchChoices
             let index = all.firstIndex(of: recipe.scheme) ?? 0
             recipe.scheme = all[(index + direction + all.count) % all.count]
-        case .weightBits: recipe.weightBits = min(16, max(2, recipe.weightBits + direction))
-        case .activationBits: recipe.activationBits = min(16, max(2, recipe.activationBits + direction))
+        case .weightBits: recipe.weightBits = WorkbenchState.clampBits(recipe.weightBits + direction)
+        case .activationBits: recipe.activationBits = WorkbenchState.clampBits(recipe.activationBits + direction)
         case .perChannel: recipe.perChannel = recipe.perChannel == true ? nil : true
         case .cle: recipe.crossLayerEqualization.toggle()
         case .biasCorrection: recipe.biasCorrection.toggle()
@@ -511,8 +516,9 @@ extension WorkbenchState {
             setRatio(value, for: layer)
         case .bits(let layer):
             let parts = text.split(separator: "/").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard (1...2).contains(parts.count), parts.allSatisfy({ $0.map { (2...16).contains($0) } ?? false }) else {
-                status = StatusMessage("bit widths are W or W/A, each 2 to 16, got '\(text)'", .error)
+            let range = WorkbenchState.bitWidths
+            guard (1...2).contains(parts.count), parts.allSatisfy({ $0.map { range.contains($0) } ?? false }) else {
+                status = StatusMessage("bit widths are W or W/A, each \(range.lowerBound) to \(range.upperBound), got '\(text)'", .error)
                 return
             }
             let weight = parts[0] ?? session.recipe.weightBits
@@ -532,8 +538,8 @@ extension WorkbenchState {
                 }
                 session.recipe.scheme = scheme
             case .weightBits, .activationBits:
-                guard let bits = Int(text), (2...16).contains(bits) else {
-                    status = StatusMessage("bit width must be 2 to 16, got '\(text)'", .error)
+                guard let bits = Int(text), WorkbenchState.bitWidths.contains(bits) else {
+                    status = StatusMessage("bit width must be \(WorkbenchState.bitWidths.lowerBound) to \(WorkbenchState.bitWidths.upperBound), got '\(text)'", .error)
                     return
                 }
                 if field == .weightBits { session.recipe.weightBits = bits } else { session.recipe.activationBits = bits }

@@ -243,7 +243,7 @@ extension Workbench {
             let prompt: String
             switch purpose {
             case .ratio(let layer): prompt = "ratio for \(layer) (0.05-1)"
-            case .bits(let layer): prompt = "bits for \(layer) as W/A (2-16)"
+            case .bits(let layer): prompt = "bits for \(layer) as W/A (\(WorkbenchState.bitWidths.lowerBound)-\(WorkbenchState.bitWidths.upperBound))"
             case .recipe(let field): prompt = field.label
             case .snapshotName: prompt = "snapshot name"
             case .exportFolder: prompt = "export folder (empty: next to the model)"
