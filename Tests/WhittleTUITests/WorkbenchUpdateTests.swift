@@ -240,6 +240,13 @@ struct WorkbenchUpdateTests {
         #expect(state.status?.level == .error && state.session.bitWidths(for: layer).weight == 4)
     }
 
+    /// Ratios land on the 0.05 grid exactly (a profile stores 0.95, not 0.9500000000000001).
+    @Test func ratiosSnapToExactGridValues() {
+        #expect(WorkbenchState.snap(0.93) == 0.95)
+        #expect(WorkbenchState.snap(0.3) == 0.3 && WorkbenchState.snap(0.7) == 0.7 && WorkbenchState.snap(0.01) == 0.05)
+        #expect((1...20).allSatisfy { WorkbenchState.snap(Double($0) / 20) == Double($0) / 20 })
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)

@@ -427,7 +427,10 @@ extension WorkbenchState {
     // MARK: Editing
 
     static func snap(_ ratio: Double) -> Double {
-        min(1, max(Workbench.minimumRatio, (ratio / Workbench.ratioStep).rounded() * Workbench.ratioStep))
+        // Divided by the step count, not multiplied by the step, so 0.95 is 0.95 and not
+        // 0.9500000000000001 in a profile.
+        let steps = (1 / Workbench.ratioStep).rounded()
+        return min(1, max(Workbench.minimumRatio, (ratio * steps).rounded() / steps))
     }
 
     mutating func setRatio(_ ratio: Double, for layer: String) {
