@@ -247,6 +247,23 @@ struct WorkbenchUpdateTests {
         #expect((1...20).allSatisfy { WorkbenchState.snap(Double($0) / 20) == Double($0) / 20 })
     }
 
+    /// The detail panel: at ratio 1 a layer keeps all of its rank (it is not compressed); the
+    /// quantization panel: a recipe without its own per-channel choice shows the config's.
+    @Test func detailKeptRankAndConfigPerChannel() throws {
+        var state = try makeState(size: Size(width: 120, height: 40))
+        state.structures[.spatialSVD] = ["stem": LayerStructure(channels: false, full: 3, perRatio: 2.5)]
+        state.selectedLayer = try #require(state.model.index(of: "stem"))
+        state.focus = .detail
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("kept rank 3/3"))
+        state.session.compression.ratios["stem"] = 0.8
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("kept rank 2/3"))
+        state.focus = .quantization
+        state.primary = .quantization
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("per-channel weights        · off"))
+        state.session.recipe.config = "htp-v73"
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("per-channel weights        ✔ config"))
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)

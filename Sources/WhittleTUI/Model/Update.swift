@@ -464,6 +464,12 @@ extension WorkbenchState {
 
     static func clampBits(_ bits: Int) -> Int { min(bitWidths.upperBound, max(bitWidths.lowerBound, bits)) }
 
+    /// Whether each built-in quantsim config preset quantizes weights per channel by default
+    /// (what a recipe without its own per-channel choice gets).
+    static let presetPerChannel: [String: Bool] = Dictionary(uniqueKeysWithValues: QuantsimConfig.presetNames.compactMap { name in
+        (try? QuantsimConfig.preset(named: name)).map { (name, $0.defaults.perChannelQuantization ?? false) }
+    })
+
     mutating func adjustRecipe(_ field: QuantizationField, by direction: Int) {
         var recipe = session.recipe
         switch field {

@@ -30,8 +30,11 @@ extension Workbench {
                           Span("  \(technique.rawValue)", theme.muted)])
             var kept = [Span("kept ", theme.muted)]
             if let structure = state.structures[technique]?[layer.name] {
+                // Ratio 1 leaves the layer as it is (the library's rule would already drop a
+                // rank where the full-rank split costs more than the layer).
+                let count = ratio >= 1 ? structure.full : structure.kept(ratio: ratio)
                 kept += [Span(structure.channels ? "channels " : "rank ", theme.muted),
-                         Span("\(structure.kept(ratio: ratio))/\(structure.full)", theme.base), Span(" · ", theme.muted)]
+                         Span("\(count)/\(structure.full)", theme.base), Span(" · ", theme.muted)]
             }
             kept.append(Span("\(Text.count(keptMACs)) MACs", theme.base))
             facts.append(kept)
