@@ -186,6 +186,8 @@ public enum WorkbenchTerminal {
             // Quitting: the caller saves the profile itself; the autosave covers a failed save.
             _ = runtime.perform(.autosave(profile: profile, session: state.sessionForSaving))
         }
+        // The terminal goes back first: jobs may take up to two seconds to stop.
+        screen.close()
         runtime.shutdown()
         return (state, statistics)
     }
