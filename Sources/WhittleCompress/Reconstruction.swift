@@ -98,21 +98,7 @@ enum Reconstruction {
     static func prefixRun(_ graph: Graph, to tensor: String, inputs: [String: Tensor],
                           activations: ActivationSource?) throws -> (graph: Graph, inputs: [String: Tensor]) {
         if let activations, let plan = try activations.plan(for: tensor, of: graph) { return plan }
-        return (truncated(graph, to: tensor), inputs)
-    }
-
-    /// The part of `graph` needed to compute `tensor`, with `tensor` as its only output.
-    static func truncated(_ graph: Graph, to tensor: String) -> Graph {
-        var needed: Set<String> = [tensor]
-        var kept: [Node] = []
-        for node in graph.nodes.reversed() where node.outputs.contains(where: { needed.contains($0) }) {
-            kept.append(node)
-            for input in node.inputs where !input.isEmpty { needed.insert(input) }
-        }
-        var result = graph
-        result.nodes = kept.reversed()
-        result.outputs = [ValueInfo(name: tensor, dimensions: [])]
-        return result
+        return (graph.prefix(computing: tensor), inputs)
     }
 }
 

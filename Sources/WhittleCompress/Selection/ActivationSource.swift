@@ -44,7 +44,7 @@ public final class ActivationSource: @unchecked Sendable {
     /// nothing it depends on changed) an Identity over the reference's own tensor. Nil when
     /// the change cannot be cut cleanly (the caller then runs the whole prefix).
     func plan(for tensor: String, of candidate: Graph) throws -> (graph: Graph, inputs: [String: Tensor])? {
-        let prefix = Reconstruction.truncated(candidate, to: tensor)
+        let prefix = candidate.prefix(computing: tensor)
         switch GraphCut.suffix(of: prefix, against: graph, output: tensor, analysis: analysis, batchMajor: batchMajor) {
         case .whole:
             return nil

@@ -107,4 +107,37 @@ public struct Graph: Sendable, Equatable {
         }
         return map
     }
+
+    /// The part of the graph needed to compute `tensor`, with `tensor` as its only output
+    /// (the nodes it depends on, in order, and the initializers they read).
+    public func prefix(computing tensor: String) -> Graph {
+        var needed: Set<String> = [tensor]
+        var kept: [Node] = []
+        for node in nodes.reversed() where node.outputs.contains(where: { needed.contains($0) }) {
+            kept.append(node)
+            for input in node.inputs where !input.isEmpty { needed.insert(input) }
+        }
+        var result = self
+        result.nodes = kept.reversed()
+        result.outputs = [ValueInfo(name: tensor, dimensions: [])]
+        return result.droppingUnusedInitializers()
+    }
+
+    /// The graph without the nodes at `positions`, and without the initializers nothing
+    /// reads any more.
+    public func removingNodes(at positions: Set<Int>) -> Graph {
+        var result = self
+        result.nodes = nodes.enumerated().filter { !positions.contains($0.offset) }.map(\.element)
+        return result.droppingUnusedInitializers()
+    }
+
+    /// The graph without initializers that no node reads and that are neither graph inputs
+    /// nor outputs.
+    public func droppingUnusedInitializers() -> Graph {
+        var used = Set(outputs.map(\.name)).union(inputs.map(\.name))
+        for node in nodes { used.formUnion(node.inputs) }
+        var result = self
+        result.initializers = initializers.filter { used.contains($0.key) }
+        return result
+    }
 }

@@ -89,12 +89,8 @@ public enum BatchNormFolding {
             folds.append(Fold(producer: producer.name, batchNorm: bn.name))
         }
         guard !folds.isEmpty else { return (graph, []) }
-        result.nodes = result.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        // Drop initializers nothing reads any more (BN statistics, replaced weights).
-        var used = Set(result.outputs.map(\.name)).union(result.inputs.map(\.name))
-        for node in result.nodes { used.formUnion(node.inputs) }
-        result.initializers = result.initializers.filter { used.contains($0.key) }
-        return (result, folds)
+        // Also drops the initializers nothing reads any more (BN statistics, replaced weights).
+        return (result.removingNodes(at: removed), folds)
     }
 
     static func constant(_ node: Node, _ index: Int, _ graph: Graph) -> [Float]? {

@@ -68,11 +68,7 @@ public enum ScaleShiftFolding {
             }
         }
         guard !folds.isEmpty else { return (graph, []) }
-        result.nodes = result.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        var used = Set(result.outputs.map(\.name)).union(result.inputs.map(\.name))
-        for node in result.nodes { used.formUnion(node.inputs) }
-        result.initializers = result.initializers.filter { used.contains($0.key) }
-        return (result, folds)
+        return (result.removingNodes(at: removed), folds)
     }
 
     private struct Candidate {

@@ -168,17 +168,9 @@ public enum BiasCorrection {
             try context.checkCancellation("bias correction")
             context.report(phase: "bias correction", completed: done, total: targets.count, detail: graph.nodes[index].name)
             guard var layer = LinearLayer(graph: result, index: index) else { continue }
-            let floatMean = try floatOutputMean(graph, graph.nodes[index])
-            let quantMean = try quantizedOutputMean(result, result.nodes[index])
-            guard floatMean.count == layer.outputChannels, quantMean.count == layer.outputChannels else {
-                throw WhittleError(.invalidArgument, layer.node.name,
-                                   "output means have \(floatMean.count) and \(quantMean.count) channels, the layer has \(layer.outputChannels)")
-            }
-            let shift = zip(quantMean, floatMean).map { $0 - $1 }
-            guard layer.addToEffectiveBias(shift.map { -$0 }) else {
-                report.skipped.append((layer.node.name, "Gemm beta is 0"))
-                continue
-            }
+            guard let shift = try correctBias(of: &layer, floatMean: try floatOutputMean(graph, graph.nodes[index]),
+                                              quantizedMean: try quantizedOutputMean(result, result.nodes[index]), report: &report)
+            else { continue }
             layer.store(into: &result, consumers: result.consumers())
             report.corrected.append(Correction(layer: layer.node.name, shift: shift))
         }
@@ -299,6 +291,23 @@ public enum WeightQuantizers {
 // MARK: Activation-aware (full simulation)
 
 extension BiasCorrection {
+    /// Moves `layer`'s effective bias by `floatMean - quantizedMean` (per output channel) and
+    /// returns the shift removed (quantized minus float mean), or nil when the layer cannot
+    /// take a bias (Gemm with beta 0, recorded in `report`).
+    static func correctBias(of layer: inout LinearLayer, floatMean: [Float], quantizedMean: [Float],
+                            report: inout Report) throws -> [Float]? {
+        guard floatMean.count == layer.outputChannels, quantizedMean.count == layer.outputChannels else {
+            throw WhittleError(.invalidArgument, layer.node.name,
+                               "output means have \(floatMean.count) and \(quantizedMean.count) channels, the layer has \(layer.outputChannels)")
+        }
+        let shift = zip(quantizedMean, floatMean).map { $0 - $1 }
+        guard layer.addToEffectiveBias(shift.map { -$0 }) else {
+            report.skipped.append((layer.node.name, "Gemm beta is 0"))
+            return nil
+        }
+        return shift
+    }
+
     /// Empirical bias correction against the full simulation: layers are processed in graph
     /// order; for layer L the quantized model (weights *and* activations quantized with
     /// `model`'s encodings, biases corrected so far) runs over `data`, and
@@ -334,18 +343,11 @@ extension BiasCorrection {
             let output = layer.outputName
             // The simulation renames a quantized output to NAME#float and quantizes it into NAME.
             let measured = quantizedActivations.contains(output) ? "\(output)#float" : output
-            let simulation = try prefix(of: current.simulationGraph(), to: measured)
+            let simulation = try current.simulationGraph().prefix(computing: measured)
             let quantMean = try channelMeans(graph: simulation, tensors: [measured], data: data, batchSize: batchSize)[measured] ?? []
-            let floatMean = floatMeans[output] ?? []
-            guard floatMean.count == layer.outputChannels, quantMean.count == layer.outputChannels else {
-                throw WhittleError(.invalidArgument, layer.node.name,
-                                   "output means have \(floatMean.count) and \(quantMean.count) channels, the layer has \(layer.outputChannels)")
-            }
-            let shift = zip(quantMean, floatMean).map { $0 - $1 }
-            guard layer.addToEffectiveBias(shift.map { -$0 }) else {
-                report.skipped.append((layer.node.name, "Gemm beta is 0"))
-                continue
-            }
+            guard let shift = try correctBias(of: &layer, floatMean: floatMeans[output] ?? [], quantizedMean: quantMean,
+                                              report: &report)
+            else { continue }
             layer.storeBias(into: &current.graph, consumers: current.graph.consumers())
             if let bias = current.graph.nodes[index].input(2), let settings = current.placement.quantizers[bias],
                settings.enabled, let values = current.graph.initializers[bias] {
@@ -355,20 +357,5 @@ extension BiasCorrection {
         }
         context.report(phase: "activation bias correction", completed: targets.count, total: targets.count)
         return (current, report)
-    }
-
-    /// The part of `graph` needed to compute `tensor`, with `tensor` as its only output.
-    static func prefix(of graph: Graph, to tensor: String) -> Graph {
-        var needed: Set<String> = [tensor]
-        var kept: [Node] = []
-        for node in graph.nodes.reversed() where node.outputs.contains(where: { needed.contains($0) }) {
-            kept.append(node)
-            for input in node.inputs where !input.isEmpty { needed.insert(input) }
-        }
-        var result = graph
-        result.nodes = kept.reversed()
-        result.outputs = [ValueInfo(name: tensor, dimensions: [])]
-        result.initializers = result.initializers.filter { needed.contains($0.key) }
-        return result
     }
 }
