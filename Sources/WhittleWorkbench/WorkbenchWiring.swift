@@ -256,6 +256,30 @@ public enum WorkbenchWiring {
         return (quantized, recipe)
     }
 
+    /// One summary of a layer's encodings (a split layer has one per factor): per-tensor when
+    /// there is a single per-tensor grid, else per-channel with the range of all scales.
+    static func summary(of encodings: [TensorEncoding]) -> EncodingSummary? {
+        var grids: [QuantizationEncoding] = []
+        var perChannel = false
+        for encoding in encodings {
+            switch encoding {
+            case .perTensor(let grid): grids.append(grid)
+            case .perChannel(_, let channelGrids):
+                grids += channelGrids
+                perChannel = true
+            case .float(let bitWidth):
+                return EncodingSummary(bitWidth: bitWidth, symmetric: false, scale: 0, isFloat: true)
+            }
+        }
+        guard let first = grids.first else { return nil }
+        let scales = grids.map { Double($0.scale) }
+        if !perChannel && grids.count == 1 {
+            return EncodingSummary(bitWidth: first.bitWidth, symmetric: first.isSymmetric, scale: scales[0], offset: first.offset)
+        }
+        return EncodingSummary(bitWidth: first.bitWidth, symmetric: grids.allSatisfy(\.isSymmetric), channels: grids.count,
+                               scale: scales.min() ?? 0, maximumScale: scales.max() ?? 0)
+    }
+
     /// Quantized accuracy, agreement and output SQNR against the float model, and the SQNR of
     /// every quantized activation attributed to the workbench layer that produces it (or, for
     /// activations fused after a layer, to that layer).
@@ -282,6 +306,20 @@ public enum WorkbenchWiring {
         for node in graph.nodes {
             for input in node.inputs where !input.isEmpty { consumers[input, default: []].append(node) }
         }
+        // The walk for the output encoding stops at the next layer with weights: its output
+        // grid is that layer's, not this one's.
+        let weighted = Set(model.layers.filter { $0.weightName != nil }.map(\.name))
+        func activationEncoding(after layer: LayerSummary) -> TensorEncoding? {
+            var tensor = layer.outputs.first
+            var hops = 0
+            while let current = tensor, hops < 4 {
+                if quantized.placement.quantizers[current]?.enabled == true, let encoding = quantized.encodings[current] { return encoding }
+                guard let next = consumers[current], next.count == 1, !weighted.contains(next[0].name) else { break }
+                tensor = next[0].outputs.first
+                hops += 1
+            }
+            return nil
+        }
         var layers: [String: LayerMetrics] = [:]
         for layer in model.layers {
             var sqnr = byProducer[layer.name]
@@ -293,7 +331,12 @@ public enum WorkbenchWiring {
                 tensor = next[0].outputs.first
                 hops += 1
             }
-            if let sqnr { layers[layer.name] = LayerMetrics(sqnr: sqnr) }
+            let weights = weightTensors(of: layer, in: quantized.graph).compactMap { name -> TensorEncoding? in
+                quantized.placement.quantizers[name]?.enabled == true ? quantized.encodings[name] : nil
+            }
+            let entry = LayerMetrics(sqnr: sqnr, weightEncoding: summary(of: weights),
+                                     activationEncoding: activationEncoding(after: layer).flatMap { summary(of: [$0]) })
+            if entry != LayerMetrics() { layers[layer.name] = entry }
         }
         let cost = try CostModel.analyze(GraphAnalysis(graph: quantized.graph, batchSize: 1))
         let weightBits = Double(recipe.weightBits)

@@ -264,6 +264,46 @@ struct WorkbenchUpdateTests {
         #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("per-channel weights        ✔ config"))
     }
 
+    /// The detail panel's encodings: an estimate labelled "(est.)" until a quantization result
+    /// has the layer's encodings (also when a result exists without them), then the real
+    /// weight grid (per-tensor scale and offset, or per-channel with the scale range) and the
+    /// output activation grid.
+    @Test func detailShowsRealEncodingsOnceQuantized() throws {
+        var state = try makeState(size: Size(width: 120, height: 40))
+        state.selectedLayer = try #require(state.model.index(of: "block_conv1"))
+        state.focus = .detail
+        func text() -> String { Workbench.render(state, size: state.size, theme: .dark).text }
+        #expect(text().contains("(est.)") && text().contains("encodings W scale"))
+        state.quantizationResult = SessionMetrics(sqnr: 20, layers: ["block_conv1": LayerMetrics(sqnr: 30)])
+        #expect(text().contains("(est.)"), "a result without encodings still shows the estimate as one")
+        state.quantizationResult?.layers["block_conv1"]?.weightEncoding = EncodingSummary(bitWidth: 8, symmetric: true, scale: 0.00312, offset: -128)
+        state.quantizationResult?.layers["block_conv1"]?.activationEncoding = EncodingSummary(bitWidth: 16, symmetric: false, scale: 4.5e-5, offset: -1234)
+        #expect(!text().contains("(est.)"))
+        #expect(text().contains("encodings W 8b scale 0.00312 off -128"))
+        #expect(text().contains("A 16b scale 4.5e-05 off -1234"))
+        state.quantizationResult?.layers["block_conv1"]?.weightEncoding = EncodingSummary(bitWidth: 4, symmetric: true, channels: 8, scale: 0.01, maximumScale: 0.25)
+        #expect(text().contains("encodings W 4b per-channel (8) sym") && text().contains("scales 0.01…0.25"))
+    }
+
+    /// The results of a quantize and an auto-select job are part of what a profile saves, and
+    /// a workbench opened on the saved session shows them again (SQNR, exact totals).
+    @Test func jobResultsAreSavedAndRestored() throws {
+        var state = try makeState(size: Size(width: 120, height: 30))
+        let quantized = SessionMetrics(sqnr: 24.5, layers: ["stem": LayerMetrics(sqnr: 31, weightEncoding: EncodingSummary(bitWidth: 8, symmetric: true, scale: 0.01, offset: -128))])
+        (state, _) = Workbench.update(state, .jobFinished(id: 1, .quantization(quantized)))
+        let exact = SessionMetrics(macs: 123_456, parameters: 1_234)
+        (state, _) = Workbench.update(state, .jobFinished(id: 2, .compression(CompressionOutcome(ratios: ["block_conv1": 0.5], metrics: exact))))
+        let saved = state.sessionForSaving
+        #expect(saved.quantizationResult == quantized && saved.compressionResult == exact)
+        let resumed = WorkbenchState(session: saved, model: state.model, size: state.size)
+        #expect(resumed.quantizationResult == quantized && resumed.exactCompression == exact)
+        #expect(resumed.session.compression.ratios == ["block_conv1": 0.5])
+        // Moving a slider makes the totals approximate again, in the saved session too.
+        var moved = resumed
+        (moved, _) = press([.character("3"), .left], on: moved)
+        #expect(moved.exactCompression == nil && moved.sessionForSaving.compressionResult == nil)
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)

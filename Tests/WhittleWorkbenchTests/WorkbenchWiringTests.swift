@@ -179,6 +179,39 @@ struct WorkbenchWiringTests {
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
     }
 
+    /// The quantize job's result carries the encodings the quantizer computed (not the
+    /// estimate from the weight range): per-tensor scale and offset, per-channel scale range,
+    /// and the layer's output activation grid.
+    @Test(arguments: [false, true])
+    func quantizationResultCarriesTheRealEncodings(_ perChannel: Bool) throws {
+        let sample = try Sample(model: "digits-cnn", samples: 16)
+        var settings = SessionSettings()
+        settings.recipe.perChannel = perChannel
+        let metrics = try WorkbenchWiring.quantizeMetrics(graph: sample.graph, model: sample.model, settings: settings,
+                                                          calibration: sample.calibration, evaluation: sample.evaluation, context: .silent)
+        let (quantized, _) = try WorkbenchWiring.quantize(graph: sample.graph, model: sample.model, settings: settings,
+                                                          calibration: sample.calibration, evaluation: sample.evaluation, context: .silent)
+        let weighted = sample.model.layers.filter { $0.weightName != nil }
+        #expect(!weighted.isEmpty)
+        for layer in weighted {
+            let entry = try #require(metrics.layers[layer.name], "\(layer.name)")
+            let weight = try #require(entry.weightEncoding, "\(layer.name) has no weight encoding")
+            #expect(weight.bitWidth == 8)
+            switch quantized.encodings[try #require(layer.weightName)] {
+            case .perTensor(let grid):
+                #expect(!perChannel && weight.channels == nil && weight.offset == grid.offset && weight.scale == Double(grid.scale))
+            case .perChannel(_, let grids):
+                #expect(perChannel && weight.channels == grids.count && weight.offset == nil)
+                #expect(weight.scale == Double(grids.map(\.scale).min() ?? 0) && weight.maximumScale == Double(grids.map(\.scale).max() ?? 0))
+                #expect(weight.scale < weight.maximumScale)
+            default:
+                Issue.record("\(layer.name): unexpected weight encoding")
+            }
+            let activation = try #require(entry.activationEncoding, "\(layer.name) has no output encoding")
+            #expect(activation.bitWidth == 8 && activation.channels == nil && activation.offset != nil && activation.scale > 0)
+        }
+    }
+
     /// The detail panel's rank/channels kept follow the compression library's own rule for
     /// every layer, technique and ratio.
     @Test(arguments: ["digits-cnn", "digits-mobilenet"])

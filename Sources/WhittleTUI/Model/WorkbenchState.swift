@@ -102,9 +102,16 @@ public struct WorkbenchState: Sendable, Equatable {
     /// Per-layer output histograms from calibration data (empty until measured).
     public var activationHistograms: [String: Histogram]
     /// Latest exact compression totals (from an auto-select result); nil = approximate.
-    public var exactCompression: SessionMetrics?
-    /// Latest quantization result (per-layer SQNR).
-    public var quantizationResult: SessionMetrics?
+    /// Held in the session, so a profile restores it.
+    public var exactCompression: SessionMetrics? {
+        get { session.compressionResult }
+        set { session.compressionResult = newValue }
+    }
+    /// Latest quantization result (per-layer SQNR and encodings), held in the session.
+    public var quantizationResult: SessionMetrics? {
+        get { session.quantizationResult }
+        set { session.quantizationResult = newValue }
+    }
     /// Latest evaluation of the current settings.
     public var evaluation: SessionMetrics?
     /// Baseline (float) evaluation.
