@@ -94,6 +94,19 @@ public enum WorkbenchWiring {
         return result
     }
 
+    /// Why each technique cannot compress a layer (the compression library's reasons, e.g. a
+    /// depthwise Conv for SVD), for the layers it lists as ineligible.
+    public static func ineligibility(of graph: Graph) -> [WhittleSession.CompressionTechnique: [String: String]] {
+        var result: [WhittleSession.CompressionTechnique: [String: String]] = [:]
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            guard let table = try? Compressor.eligibility(of: graph, technique: method) else { continue }
+            var reasons: [String: String] = [:]
+            for entry in table where !entry.eligible { reasons[entry.layer] = entry.reason ?? "not supported" }
+            result[WhittleSession.CompressionTechnique(rawValue: method.rawValue)] = reasons
+        }
+        return result
+    }
+
     /// The compression library's technique for a session technique name.
     public static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
         guard let converted = WhittleCompress.CompressionTechnique(rawValue: technique.rawValue) else {

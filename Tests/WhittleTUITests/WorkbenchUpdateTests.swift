@@ -304,6 +304,23 @@ struct WorkbenchUpdateTests {
         #expect(moved.exactCompression == nil && moved.sessionForSaving.compressionResult == nil)
     }
 
+    /// A layer its technique cannot compress (a depthwise Conv for SVD) shows the reason in
+    /// panel 3 instead of a slider, and its ratio does not move.
+    @Test func ineligibleLayerKeepsItsRatioAndSaysWhy() throws {
+        var state = try makeState(size: Size(width: 120, height: 30))
+        let technique = state.session.compression.technique(for: "block_conv2")
+        state.ineligible[technique] = ["block_conv2": "depthwise convolution (group 8); only group-1 convolutions are compressed"]
+        (state, _) = press([.character("3")], on: state)
+        while state.selected?.name != "block_conv2" { (state, _) = press([.down], on: state) }
+        (state, _) = press([.left, .left], on: state)
+        #expect(state.session.compression.ratios["block_conv2"] == nil)
+        #expect(state.status?.level == .warning && state.status?.text.contains("depthwise convolution") == true, "\(String(describing: state.status))")
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("not compressible: depthwise"))
+        // Other layers still move.
+        (state, _) = press([.up, .left], on: state)
+        #expect(state.session.compression.ratios[try #require(state.selected?.name)] == 0.95)
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)

@@ -179,6 +179,20 @@ struct WorkbenchWiringTests {
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
     }
 
+    /// The reasons panel 3 shows are the compression library's, for exactly the layers it
+    /// refuses (digits-mobilenet's depthwise Convs for SVD).
+    @Test func ineligibleLayersComeWithTheLibrarysReason() throws {
+        let sample = try Sample(model: "digits-mobilenet", samples: 1)
+        let reasons = WorkbenchWiring.ineligibility(of: sample.graph)
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            let table = try #require(reasons[WhittleSession.CompressionTechnique(rawValue: method.rawValue)])
+            let refused = try Compressor.eligibility(of: sample.graph, technique: method).filter { !$0.eligible }
+            #expect(Set(table.keys) == Set(refused.map(\.layer)), "\(method)")
+        }
+        let svd = try #require(reasons[.spatialSVD])
+        #expect(svd.values.contains { $0.contains("depthwise") }, "\(svd)")
+    }
+
     /// The quantize job's result carries the encodings the quantizer computed (not the
     /// estimate from the weight range): per-tensor scale and offset, per-channel scale range,
     /// and the layer's output activation grid.

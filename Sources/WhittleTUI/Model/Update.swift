@@ -435,6 +435,12 @@ extension WorkbenchState {
 
     mutating func setRatio(_ ratio: Double, for layer: String) {
         let value = WorkbenchState.snap(ratio)
+        if value < 1, let reason = compressionBlocker(for: layer) {
+            // Refused here, not at evaluate or export time.
+            let technique = session.compression.technique(for: layer).rawValue
+            status = StatusMessage("\(layer): \(technique) cannot compress it (\(reason))", .warning)
+            return
+        }
         session.compression.ratios[layer] = value >= 1 ? nil : value
         exactCompression = nil
     }
