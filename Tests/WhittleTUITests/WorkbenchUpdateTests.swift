@@ -321,6 +321,29 @@ struct WorkbenchUpdateTests {
         #expect(state.session.compression.ratios[try #require(state.selected?.name)] == 0.95)
     }
 
+    /// A finished job shows its last phase complete (an auto-select's search phase reported
+    /// 0/1 before the job ended); the help overlay says how to scroll when it is cut off.
+    @Test func finishedJobCountAndHelpScrollHint() throws {
+        var state = try makeState(size: Size(width: 100, height: 24))
+        var job = JobEntry(id: 1, title: "auto-select ratios", kind: .autoSelect)
+        job.progress = ProgressEvent(phase: "search", completed: 0, total: 1)
+        job.phase = .finished
+        state.jobs = [job]
+        state.focus = .jobs
+        state.primary = .jobs
+        let jobs = Workbench.render(state, size: state.size, theme: .dark).text
+        #expect(jobs.contains("1/1") && !jobs.contains("0/1"))
+        state.focus = .layers
+        state.primary = .layers
+        (state, _) = press([.character("?")], on: state)
+        let help = Workbench.render(state, size: state.size, theme: .dark).text
+        #expect(help.contains("1-20 of ") && help.contains("scroll"), "\(help)")
+        (state, _) = press([.down, .down], on: state)
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("3-22 of "))
+        state.size = Size(width: 100, height: 60)
+        #expect(!Workbench.render(state, size: state.size, theme: .dark).text.contains("PgUp PgDn scroll"), "all rows fit: no hint")
+    }
+
     @Test func mouseFocusesSelectsAndDragsSliders() throws {
         let state = try makeState(size: Size(width: 100, height: 30))
         let layout = Layout(state: state, size: state.size)
