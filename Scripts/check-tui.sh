@@ -121,7 +121,7 @@ for section in sensitivity ratios ranges quantization snapshots; do
   grep -q "<section id=\"$section\">" "$WORK/model-report.html" || fail "the report has no $section section"
 done
 [ "$(grep -o '<svg' "$WORK/model-report.html" | wc -l)" -ge 4 ] || fail "the report has fewer than 4 SVG charts"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 2 and d["exports"]["encodingsVersion"] == "2.0.0", d.get("exports")' "$WORK/session.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 3 and d["exports"]["encodingsVersion"] == "2.0.0", d.get("exports")' "$WORK/session.json" \
   || fail "the profile lacks the encodings version chosen in the Export panel"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["compression"]["ratios"]; assert r and min(r.values()) < 1, r' "$WORK/session.json" \
   || fail "auto-select left no ratios in the profile"
