@@ -121,7 +121,7 @@ for section in sensitivity ratios ranges quantization snapshots; do
   grep -q "<section id=\"$section\">" "$WORK/model-report.html" || fail "the report has no $section section"
 done
 [ "$(grep -o '<svg' "$WORK/model-report.html" | wc -l)" -ge 4 ] || fail "the report has fewer than 4 SVG charts"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 2 and d["exports"]["encodingsVersion"] == "2.0.0", d.get("exports")' "$WORK/session.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 3 and d["exports"]["encodingsVersion"] == "2.0.0", d.get("exports")' "$WORK/session.json" \
   || fail "the profile lacks the encodings version chosen in the Export panel"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["compression"]["ratios"]; assert r and min(r.values()) < 1, r' "$WORK/session.json" \
   || fail "auto-select left no ratios in the profile"
@@ -130,10 +130,14 @@ grep -q '"snapshot-1"' "$WORK/session.json" || fail "profile lacks the first sna
 [ -e "$WORK/session.autosave.json" ] && fail "the autosave was not removed after the profile was saved on quit"
 grep -q "input to frame" "$WORK/frame-stats.txt" || fail "--frame-stats printed nothing"
 # Resume: the profile opens again with its snapshots.
-tmux -L "$SOCKET" kill-session -t "$SESSION"
-tmux -L "$SOCKET" new-session -d -s "$SESSION" -x 80 -y 24 "cd '$WORK' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; sleep 30"
+# The same pane runs it (a kill-session and new-session pair can race with the server's exit:
+# "server exited unexpectedly").
+tmux -L "$SOCKET" resize-window -t "$SESSION" -x 80 -y 24
+tmux -L "$SOCKET" respawn-pane -k -t "$SESSION" "cd '$WORK' && clear && stty -g > '$WORK/stty.before2' && TERM=xterm-256color '$BIN' tui --profile '$WORK/session.json' --no-unicode --no-color; echo \"EXIT=\$?\"; stty -g > '$WORK/stty.after2'; sleep 30"
 wait_for "1 Layers"
 keys 5; wait_for "2 snapshots"
+# --no-unicode: ASCII only.
+screen | LC_ALL=C grep -q '[^ -~]' && fail "non-ASCII characters on the screen with --no-unicode"
 # Too small, then back.
 tmux -L "$SOCKET" resize-window -t "$SESSION" -x 50 -y 12 2>/dev/null || true
 wait_for "terminal too small"
@@ -145,6 +149,15 @@ pid=$(pgrep -n -f "$BIN tui --profile $WORK/session.json" || true)
 kill -TERM "$pid"
 wait_for "EXIT="
 screen | grep -q "Compare" && fail "screen not restored after SIGTERM"
+for _ in $(seq 1 30); do [ -s "$WORK/stty.after2" ] && break; sleep 0.1; done
+cmp -s "$WORK/stty.before2" "$WORK/stty.after2" || fail "terminal settings (stty) differ after SIGTERM"
+[ "$(modes)" = "alt=0 mouse=0 drag=0 keypad=0 cursor=1" ] || fail "terminal modes after SIGTERM: $(modes)"
+# Plain `whittle` (no arguments) opens the workbench on the bundled sample with its data.
+tmux -L "$SOCKET" respawn-pane -k -t "$SESSION" "cd '$WORK' && clear && TERM=xterm-256color '$BIN'; echo \"PLAIN-EXIT=\$?\"; sleep 30"
+wait_for "digits_cnn"
+wait_for "1 Layers"
+keys 6; wait_for "✔ activation statistics"
+keys q; wait_for "PLAIN-EXIT=0"
 startup=$(grep -m1 startup_ms "$WORK/timing.log" | awk '{print $2}')
 frames=$(grep -c '^frame' "$WORK/timing.log")
 busy=$(awk '$1 == "frame" && $8 > 0 { n++; s += $4 + $6; if ($4 + $6 > m) m = $4 + $6 } END { if (n) printf "%d frames with a job running, render+write mean %.2f ms, max %.2f ms", n, s / n, m; else print "no frames with a job running" }' "$WORK/timing.log")

@@ -81,8 +81,9 @@ final class CursesScreen {
         }
         let detected = ColorDepth.detect(environment: ProcessInfo.processInfo.environment, terminfoColors: Int(terminfoColors), noColor: options.noColor)
         // ncurses emits 24-bit colour only through a direct-colour terminfo (TERM=xterm-direct,
-        // tmux-direct); COLORTERM=truecolor over a 256-colour terminfo gets the 256 palette.
-        depth = detected == .truecolor && Int(terminfoColors) < 1 << 24 ? (terminfoColors >= 256 ? .palette256 : .ansi16) : detected
+        // tmux-direct); COLORTERM=truecolor over a 256-colour terminfo gets the 256 palette. It
+        // cannot set a colour the terminfo does not have (TERM=xterm and linux have 8).
+        depth = min(detected, ColorDepth.supported(terminfoColors: Int(terminfoColors)))
         maxPairs = max(0, whittle_color_pairs() - 1)
         mouse = !options.noMouse
         if mouse {
@@ -176,7 +177,8 @@ final class CursesScreen {
     /// The colour pair for a style's colours at this terminal's depth (allocated on first use).
     private func pairNumber(_ style: Style) -> Int32 {
         guard depth != .mono else { return 0 }
-        let fg = CursesScreen.number(style.foreground.reduced(to: depth)), bg = CursesScreen.number(style.background.reduced(to: depth))
+        let colors = depth.colors(foreground: style.foreground, background: style.background)
+        let fg = CursesScreen.number(colors.foreground), bg = CursesScreen.number(colors.background)
         if fg == -1 && bg == -1 { return 0 }
         let key = Int(fg + 1) << 32 | Int(bg + 1)
         if let pair = pairs[key] { return pair }

@@ -100,7 +100,10 @@ public enum WorkbenchTerminal {
                 lastRenice = clock.now
             }
             if dirty {
-                let theme = screen.depth == .mono ? Theme.mono : themes.theme(named: state.themeName) ?? .dark
+                var theme = screen.depth == .mono ? Theme.mono : themes.theme(named: state.themeName) ?? .dark
+                // Eight colours cannot keep a selection colour apart from the background (the
+                // dark theme's both become black): the selection is shown in reverse video.
+                if screen.depth == .ansi8 { theme.monochrome = true }
                 let renderStart = clock.now
                 let buffer = Workbench.render(state, size: state.size, theme: theme, keys: keys)
                 let drawStart = clock.now
@@ -183,6 +186,8 @@ public enum WorkbenchTerminal {
             // Quitting: the caller saves the profile itself; the autosave covers a failed save.
             _ = runtime.perform(.autosave(profile: profile, session: state.sessionForSaving))
         }
+        // The terminal goes back first: jobs may take up to two seconds to stop.
+        screen.close()
         runtime.shutdown()
         return (state, statistics)
     }

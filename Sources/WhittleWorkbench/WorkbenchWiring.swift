@@ -94,6 +94,19 @@ public enum WorkbenchWiring {
         return result
     }
 
+    /// Why each technique cannot compress a layer (the compression library's reasons, e.g. a
+    /// depthwise Conv for SVD), for the layers it lists as ineligible.
+    public static func ineligibility(of graph: Graph) -> [WhittleSession.CompressionTechnique: [String: String]] {
+        var result: [WhittleSession.CompressionTechnique: [String: String]] = [:]
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            guard let table = try? Compressor.eligibility(of: graph, technique: method) else { continue }
+            var reasons: [String: String] = [:]
+            for entry in table where !entry.eligible { reasons[entry.layer] = entry.reason ?? "not supported" }
+            result[WhittleSession.CompressionTechnique(rawValue: method.rawValue)] = reasons
+        }
+        return result
+    }
+
     /// The compression library's technique for a session technique name.
     public static func technique(_ technique: WhittleSession.CompressionTechnique) throws -> WhittleCompress.CompressionTechnique {
         guard let converted = WhittleCompress.CompressionTechnique(rawValue: technique.rawValue) else {
@@ -212,16 +225,29 @@ public enum WorkbenchWiring {
 
     /// The pipeline recipe for the settings: the session's recipe with its per-layer bit
     /// widths added as tensor overrides (a weight override targets the layer's weight tensor,
-    /// an activation override its output tensor).
-    public static func recipe(_ settings: SessionSettings, model: ModelSummary) throws -> QuantizationRecipe {
+    /// an activation override its output tensor). With `compressed`, the graph the recipe will
+    /// run on after the settings' ratios were applied, a weight override follows the layer into
+    /// it: to both factors of an SVD split (`NAME_svd_a`, `NAME_svd_b`, new weight tensors) or
+    /// to a pruned weight stored under a new name.
+    public static func recipe(_ settings: SessionSettings, model: ModelSummary, compressed: Graph? = nil) throws -> QuantizationRecipe {
         var recipe = settings.recipe
         for (layer, override) in settings.bitWidthOverrides.sorted(by: { $0.key < $1.key }) {
             guard let summary = model.layers.first(where: { $0.name == layer }) else { continue }
-            if let bits = override.weightBits, let weight = summary.weightName { recipe.bitOverrides[weight] = bits }
+            if let bits = override.weightBits {
+                for weight in weightTensors(of: summary, in: compressed) { recipe.bitOverrides[weight] = bits }
+            }
             if let bits = override.activationBits, let output = summary.outputs.first { recipe.bitOverrides[output] = bits }
         }
         try recipe.validate()
         return recipe
+    }
+
+    /// The weight tensors a workbench layer has in `graph` (its own weight without a graph).
+    static func weightTensors(of layer: LayerSummary, in graph: Graph?) -> [String] {
+        guard let graph, let original = layer.weightName else { return layer.weightName.map { [$0] } ?? [] }
+        let nodes = graph.nodes.filter { $0.name == layer.name || $0.name.hasPrefix(layer.name + "_svd_") }
+        let weights = nodes.compactMap { node in node.input(1).flatMap { graph.initializers[$0] != nil ? $0 : nil } }
+        return weights.isEmpty ? [original] : weights
     }
 
     /// Runs post-training quantization of the (compressed) model with the settings' recipe.
@@ -230,8 +256,9 @@ public enum WorkbenchWiring {
     /// when there is none) starting from the recipe, and its chosen recipe is returned.
     public static func quantize(graph: Graph, model: ModelSummary, settings: SessionSettings, calibration: Dataset,
                                 evaluation: Dataset? = nil, context: JobContext) throws -> (QuantizedModel, QuantizationRecipe) {
-        let recipe = try recipe(settings, model: model)
+        _ = try recipe(settings, model: model)  // bad bit widths fail before any compression work
         let source = try compress(graph, settings: settings, data: calibration, context: context)
+        let recipe = try recipe(settings, model: model, compressed: source)
         if settings.autoQuant {
             let scored = evaluation ?? calibration
             let result = try AutoQuantization.search(graph: source, base: recipe, calibration: calibration.inputs,
@@ -240,6 +267,30 @@ public enum WorkbenchWiring {
         }
         let (quantized, _) = try PostTrainingQuantization.run(graph: source, recipe: recipe, calibration: calibration.inputs, job: context)
         return (quantized, recipe)
+    }
+
+    /// One summary of a layer's encodings (a split layer has one per factor): per-tensor when
+    /// there is a single per-tensor grid, else per-channel with the range of all scales.
+    static func summary(of encodings: [TensorEncoding]) -> EncodingSummary? {
+        var grids: [QuantizationEncoding] = []
+        var perChannel = false
+        for encoding in encodings {
+            switch encoding {
+            case .perTensor(let grid): grids.append(grid)
+            case .perChannel(_, let channelGrids):
+                grids += channelGrids
+                perChannel = true
+            case .float(let bitWidth):
+                return EncodingSummary(bitWidth: bitWidth, symmetric: false, scale: 0, isFloat: true)
+            }
+        }
+        guard let first = grids.first else { return nil }
+        let scales = grids.map { Double($0.scale) }
+        if !perChannel && grids.count == 1 {
+            return EncodingSummary(bitWidth: first.bitWidth, symmetric: first.isSymmetric, scale: scales[0], offset: first.offset)
+        }
+        return EncodingSummary(bitWidth: first.bitWidth, symmetric: grids.allSatisfy(\.isSymmetric), channels: grids.count,
+                               scale: scales.min() ?? 0, maximumScale: scales.max() ?? 0)
     }
 
     /// Quantized accuracy, agreement and output SQNR against the float model, and the SQNR of
@@ -268,6 +319,20 @@ public enum WorkbenchWiring {
         for node in graph.nodes {
             for input in node.inputs where !input.isEmpty { consumers[input, default: []].append(node) }
         }
+        // The walk for the output encoding stops at the next layer with weights: its output
+        // grid is that layer's, not this one's.
+        let weighted = Set(model.layers.filter { $0.weightName != nil }.map(\.name))
+        func activationEncoding(after layer: LayerSummary) -> TensorEncoding? {
+            var tensor = layer.outputs.first
+            var hops = 0
+            while let current = tensor, hops < 4 {
+                if quantized.placement.quantizers[current]?.enabled == true, let encoding = quantized.encodings[current] { return encoding }
+                guard let next = consumers[current], next.count == 1, !weighted.contains(next[0].name) else { break }
+                tensor = next[0].outputs.first
+                hops += 1
+            }
+            return nil
+        }
         var layers: [String: LayerMetrics] = [:]
         for layer in model.layers {
             var sqnr = byProducer[layer.name]
@@ -279,7 +344,12 @@ public enum WorkbenchWiring {
                 tensor = next[0].outputs.first
                 hops += 1
             }
-            if let sqnr { layers[layer.name] = LayerMetrics(sqnr: sqnr) }
+            let weights = weightTensors(of: layer, in: quantized.graph).compactMap { name -> TensorEncoding? in
+                quantized.placement.quantizers[name]?.enabled == true ? quantized.encodings[name] : nil
+            }
+            let entry = LayerMetrics(sqnr: sqnr, weightEncoding: summary(of: weights),
+                                     activationEncoding: activationEncoding(after: layer).flatMap { summary(of: [$0]) })
+            if entry != LayerMetrics() { layers[layer.name] = entry }
         }
         let cost = try CostModel.analyze(GraphAnalysis(graph: quantized.graph, batchSize: 1))
         let weightBits = Double(recipe.weightBits)

@@ -153,6 +153,7 @@ struct WorkbenchLaunch {
                                    configPresets: ["default", "default-per-channel", "htp-v68", "htp-v69", "htp-v73", "htp-v75"],
                                    profilePath: profile)
         state.structures = WorkbenchWiring.structures(of: graph)
+        state.ineligible = WorkbenchWiring.ineligibility(of: graph)
         if let first = notes.first {
             state.status = StatusMessage(first + (notes.count > 1 ? " (+\(notes.count - 1) more)" : ""), .warning)
         }

@@ -36,6 +36,12 @@ func fullSession(in directory: URL) -> Session {
     session.scores.record(technique: .spatialSVD, layer: "conv2", ratio: 0.5, score: 0.9)
     session.scores.record(technique: .spatialSVD, layer: "conv2", ratio: 0.25, score: 0.7)
     session.scores.record(technique: .channelPruning, layer: "conv3", ratio: 0.75, score: 0.95)
+    session.quantizationResult = SessionMetrics(accuracy: 0.9, sqnr: 21.75, layers: [
+        "conv2": LayerMetrics(sqnr: 27.5, weightEncoding: EncodingSummary(bitWidth: 4, symmetric: true, channels: 16, scale: 0.0125, maximumScale: 0.5),
+                              activationEncoding: EncodingSummary(bitWidth: 16, symmetric: false, scale: 0.000244140625, offset: -4096)),
+        "conv3": LayerMetrics(sqnr: 33.25, weightEncoding: EncodingSummary(bitWidth: 8, symmetric: true, scale: 0.0078125, offset: -128)),
+    ])
+    session.compressionResult = SessionMetrics(macs: 612_345, parameters: 41_234)
     session.takeSnapshot(named: "baseline", at: Date(timeIntervalSince1970: 1_700_000_000))
     session.compression.ratios["conv2"] = 0.75
     session.takeSnapshot(named: "lighter", metrics: SessionMetrics(accuracy: 0.93, macs: 1_200_000), at: Date(timeIntervalSince1970: 1_700_000_100))
@@ -64,6 +70,27 @@ func fullSession(in directory: URL) -> Session {
         #expect(object["exports"] as? [String: String] == ["encodingsVersion": "2.0.0", "directory": "out"])
         // No temporary files left behind.
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path) == ["tuning.json"])
+    }
+
+    /// Version 3 keeps the last quantization result and exact compression totals; a version 2
+    /// profile (which has neither) still loads, migrated, with both absent.
+    @Test func resultsRoundTripAndVersion2Migrates() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let session = fullSession(in: dir.url)
+        let url = dir.file("results.json")
+        try SessionProfile.save(session, to: url)
+        let loaded = try SessionProfile.load(from: url).session
+        #expect(loaded.quantizationResult == session.quantizationResult && loaded.quantizationResult != nil)
+        #expect(loaded.compressionResult?.macs == 612_345 && loaded.compressionResult?.parameters == 41_234)
+        #expect(loaded.quantizationResult?.layers["conv2"]?.weightEncoding?.channels == 16)
+
+        let (old, version) = try SessionProfile.decode(Data(#"{"version": 2, "model": "m.onnx", "exports": {"encodingsVersion": "2.0.0"}}"#.utf8), file: "v2.json")
+        #expect(version == 2 && old.quantizationResult == nil && old.compressionResult == nil)
+        #expect(old.exports.encodingsVersion == .v2_0_0)
+        #expect(throws: WhittleError.self) {
+            try SessionProfile.decode(Data(#"{"version": 2, "model": "m.onnx", "quantizationResult": 5}"#.utf8), file: "v2.json")
+        }
     }
 
     @Test func minimalProfileTakesDefaults() throws {
@@ -148,7 +175,7 @@ func fullSession(in directory: URL) -> Session {
     }
 
     /// Version 1 kept the encodings version in `ui.extra["encodings-version"]`; it moves to
-    /// `exports.encodingsVersion` and the other `extra` entries stay. Saving writes version 2.
+    /// `exports.encodingsVersion` and the other `extra` entries stay. Saving writes the current version.
     @Test func version1EncodingsVersionMovesToTheExportSettings() throws {
         let text = #"{"version": 1, "model": "m.onnx", "ui": {"theme": "light", "extra": {"encodings-version": "0.6.1", "filter": "conv"}}}"#
         let (session, version) = try SessionProfile.decode(Data(text.utf8), file: "p.json")
@@ -156,7 +183,7 @@ func fullSession(in directory: URL) -> Session {
         #expect(session.exports == ExportSettings(encodingsVersion: .v0_6_1))
         #expect(session.ui.extra == ["filter": "conv"] && session.ui.theme == "light")
         let written = try #require(JSONSerialization.jsonObject(with: SessionProfile.encode(session)) as? [String: Any])
-        #expect(written["version"] as? Int == 2)
+        #expect(written["version"] as? Int == Session.formatVersion)
         #expect((written["exports"] as? [String: String])?["encodingsVersion"] == "0.6.1")
         // Without the old key: the default version, nothing else changes.
         let (plain, _) = try SessionProfile.decode(Data(#"{"version": 1, "model": "m.onnx", "ui": {"extra": {"filter": "x"}}}"#.utf8), file: "p.json")

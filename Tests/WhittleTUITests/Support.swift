@@ -57,6 +57,10 @@ func richState(size: Size) throws -> WorkbenchState {
     for (i, layer) in state.model.layers.enumerated() where layer.weightName != nil {
         quantized.layers[layer.name] = LayerMetrics(sqnr: 40 - Double(i) * 3.5)
     }
+    // block_conv1 (the selected layer) has real encodings: per-channel weights and its
+    // output's grid; the other layers show the estimate.
+    quantized.layers["block_conv1"]?.weightEncoding = EncodingSummary(bitWidth: 8, symmetric: true, channels: 8, scale: 0.00215, maximumScale: 0.00394)
+    quantized.layers["block_conv1"]?.activationEncoding = EncodingSummary(bitWidth: 8, symmetric: false, scale: 0.0123, offset: -37)
     state.quantizationResult = quantized
     state.baseline = SessionMetrics(accuracy: 0.95)
     for layer in state.model.layers {

@@ -44,7 +44,11 @@ struct ThemeAndWidgetTests {
         #expect(ColorDepth.detect(environment: [:], terminfoColors: 256, noColor: true) == .mono)
         #expect(ColorDepth.detect(environment: ["COLORTERM": "truecolor"], terminfoColors: 256, noColor: false) == .truecolor)
         #expect(ColorDepth.detect(environment: [:], terminfoColors: 1 << 24, noColor: false) == .truecolor)
-        #expect(ColorDepth.detect(environment: [:], terminfoColors: 8, noColor: false) == .ansi16)
+        #expect(ColorDepth.detect(environment: [:], terminfoColors: 16, noColor: false) == .ansi16)
+        #expect(ColorDepth.detect(environment: [:], terminfoColors: 8, noColor: false) == .ansi8, "TERM=xterm and linux have 8 colours")
+        #expect(ColorDepth.supported(terminfoColors: 8) == .ansi8 && ColorDepth.supported(terminfoColors: 256) == .palette256)
+        #expect(min(ColorDepth.detect(environment: ["COLORTERM": "truecolor"], terminfoColors: 8, noColor: false),
+                    ColorDepth.supported(terminfoColors: 8)) == .ansi8)
         #expect(ColorDepth.detect(environment: [:], terminfoColors: 0, noColor: false) == .mono)
         #expect(Color.rgb(255, 0, 0).reduced(to: .palette256) == .palette(196))
         #expect(Color.rgb(0x80, 0x80, 0x80).reduced(to: .palette256) == .palette(244))
@@ -60,6 +64,34 @@ struct ThemeAndWidgetTests {
         #expect(Color(parsing: "#ABCDEF") == .rgb(0xab, 0xcd, 0xef))
         #expect(Color(parsing: "ansi:16") == nil)
         #expect(Color(parsing: "idx:200")?.description == "idx:200")
+    }
+
+    /// On 8- and 16-colour terminals every theme colour lands on a palette entry the terminal
+    /// has, and text never takes the colour of its own background (8 colours: the dark theme's
+    /// bright foregrounds used to be set as colours 8-15, which ncurses refuses, leaving black on
+    /// black; its border and background both reduce to black).
+    @Test(arguments: [ColorDepth.ansi8, .ansi16])
+    func lowColourDepthsKeepTextVisible(_ depth: ColorDepth) throws {
+        let catalog = ThemeCatalog.load(directories: [repositoryRoot.appendingPathComponent("Themes")])
+        let limit = depth == .ansi8 ? 8 : 16
+        for name in catalog.names where name != "mono" {
+            let theme = try #require(catalog.theme(named: name))
+            var pairs = ThemeRole.allCases.filter { $0 != .background }.map { (theme[$0], theme[.background], "\($0)") }
+            pairs.append((theme[.selectionForeground], theme[.selectionBackground], "selection"))
+            for (foreground, background, role) in pairs {
+                let reduced = depth.colors(foreground: foreground, background: background)
+                for color in [reduced.foreground, reduced.background] {
+                    if case .palette(let index) = color { #expect(index < limit, "\(name) \(role): colour \(index) at \(depth)") }
+                }
+                if foreground != background {
+                    #expect(reduced.foreground != reduced.background, "\(name) \(role) vanishes into its background at \(depth)")
+                }
+            }
+        }
+        #expect(Color.ansi(9).reduced(to: .ansi8) == .palette(1), "bright red becomes red")
+        #expect(Color.rgb(250, 250, 250).reduced(to: .ansi8) == .palette(7))
+        let border = ColorDepth.ansi8.colors(foreground: .rgb(0x3b, 0x42, 0x52), background: .rgb(0x1c, 0x1e, 0x24))
+        #expect(border.foreground == .palette(7) && border.background == .palette(0), "the dark border on its background")
     }
 
     @Test func barsSlidersAndText() {

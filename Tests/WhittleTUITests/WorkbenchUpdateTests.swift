@@ -176,6 +176,16 @@ struct WorkbenchUpdateTests {
         #expect(next.overlay == .palette(text: "target ", selection: 0))
         (next, _) = press(type("0.3") + [.enter], on: next)
         #expect(next.session.compression.targetMACRatio == 0.3)
+        // A partial name runs the highlighted suggestion, which is the one starting with the
+        // typed text (it used to run `theme li` and fail with "no theme 'li'").
+        #expect(state.paletteSuggestions(for: "theme l").map(\.template) == ["theme light", "theme terminal"])
+        (next, _) = press([.character(":")] + type("theme li") + [.enter], on: state)
+        #expect(next.themeName == "light" && next.status?.level != .error)
+        // A complete command still runs as typed, even where suggestions exist.
+        (next, effects) = press([.character(":")] + type("q") + [.enter], on: state)
+        #expect(effects == [.quit])
+        (next, _) = press([.character(":")] + type("theme nosuch") + [.enter], on: state)
+        #expect(next.themeName == "dark" && next.status?.level == .error)
     }
 
     @Test func snapshotsTakeMarkRestoreDelete() throws {
@@ -211,6 +221,127 @@ struct WorkbenchUpdateTests {
         let (_, effects) = press([.character("r")], on: state)
         guard case .startJob(_, .quantize(let settings)) = effects.first else { Issue.record("no quantize job"); return }
         #expect(settings.recipe.perChannel == true)
+    }
+
+    /// The editor offers only the bit widths the quantizer accepts (it used to go down to 2,
+    /// and quantizing then failed with "weight bits: must be in 4...16").
+    @Test func bitWidthsStayInTheQuantizersRange() throws {
+        var (state, _) = press([.character("4"), .down, .down] + Array(repeating: .left, count: 10), on: try makeState())
+        #expect(state.session.recipe.weightBits == 4)
+        (state, _) = press([.down] + Array(repeating: .right, count: 20), on: state)
+        #expect(state.session.recipe.activationBits == 16)
+        (state, _) = press([.up, .enter, .backspace, .backspace] + type("3") + [.enter], on: state)
+        #expect(state.session.recipe.weightBits == 4 && state.status?.level == .error)
+        // Per-layer overrides too.
+        (state, _) = press(Array(repeating: .down, count: 9) + Array(repeating: .left, count: 10), on: state)
+        let layer = try #require(state.selected?.name)
+        #expect(state.session.bitWidths(for: layer).weight == 4)
+        (state, _) = press([.enter] + Array(repeating: .backspace, count: 5) + type("2/8") + [.enter], on: state)
+        #expect(state.status?.level == .error && state.session.bitWidths(for: layer).weight == 4)
+    }
+
+    /// Ratios land on the 0.05 grid exactly (a profile stores 0.95, not 0.9500000000000001).
+    @Test func ratiosSnapToExactGridValues() {
+        #expect(WorkbenchState.snap(0.93) == 0.95)
+        #expect(WorkbenchState.snap(0.3) == 0.3 && WorkbenchState.snap(0.7) == 0.7 && WorkbenchState.snap(0.01) == 0.05)
+        #expect((1...20).allSatisfy { WorkbenchState.snap(Double($0) / 20) == Double($0) / 20 })
+    }
+
+    /// The detail panel: at ratio 1 a layer keeps all of its rank (it is not compressed); the
+    /// quantization panel: a recipe without its own per-channel choice shows the config's.
+    @Test func detailKeptRankAndConfigPerChannel() throws {
+        var state = try makeState(size: Size(width: 120, height: 40))
+        state.structures[.spatialSVD] = ["stem": LayerStructure(channels: false, full: 3, perRatio: 2.5)]
+        state.selectedLayer = try #require(state.model.index(of: "stem"))
+        state.focus = .detail
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("kept rank 3/3"))
+        state.session.compression.ratios["stem"] = 0.8
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("kept rank 2/3"))
+        state.focus = .quantization
+        state.primary = .quantization
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("per-channel weights        · off"))
+        state.session.recipe.config = "htp-v73"
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("per-channel weights        ✔ config"))
+    }
+
+    /// The detail panel's encodings: an estimate labelled "(est.)" until a quantization result
+    /// has the layer's encodings (also when a result exists without them), then the real
+    /// weight grid (per-tensor scale and offset, or per-channel with the scale range) and the
+    /// output activation grid.
+    @Test func detailShowsRealEncodingsOnceQuantized() throws {
+        var state = try makeState(size: Size(width: 120, height: 40))
+        state.selectedLayer = try #require(state.model.index(of: "block_conv1"))
+        state.focus = .detail
+        func text() -> String { Workbench.render(state, size: state.size, theme: .dark).text }
+        #expect(text().contains("(est.)") && text().contains("encodings W scale"))
+        state.quantizationResult = SessionMetrics(sqnr: 20, layers: ["block_conv1": LayerMetrics(sqnr: 30)])
+        #expect(text().contains("(est.)"), "a result without encodings still shows the estimate as one")
+        state.quantizationResult?.layers["block_conv1"]?.weightEncoding = EncodingSummary(bitWidth: 8, symmetric: true, scale: 0.00312, offset: -128)
+        state.quantizationResult?.layers["block_conv1"]?.activationEncoding = EncodingSummary(bitWidth: 16, symmetric: false, scale: 4.5e-5, offset: -1234)
+        #expect(!text().contains("(est.)"))
+        #expect(text().contains("encodings W 8b scale 0.00312 off -128"))
+        #expect(text().contains("A 16b scale 4.5e-05 off -1234"))
+        state.quantizationResult?.layers["block_conv1"]?.weightEncoding = EncodingSummary(bitWidth: 4, symmetric: true, channels: 8, scale: 0.01, maximumScale: 0.25)
+        #expect(text().contains("encodings W 4b per-channel (8) sym") && text().contains("scales 0.01…0.25"))
+    }
+
+    /// The results of a quantize and an auto-select job are part of what a profile saves, and
+    /// a workbench opened on the saved session shows them again (SQNR, exact totals).
+    @Test func jobResultsAreSavedAndRestored() throws {
+        var state = try makeState(size: Size(width: 120, height: 30))
+        let quantized = SessionMetrics(sqnr: 24.5, layers: ["stem": LayerMetrics(sqnr: 31, weightEncoding: EncodingSummary(bitWidth: 8, symmetric: true, scale: 0.01, offset: -128))])
+        (state, _) = Workbench.update(state, .jobFinished(id: 1, .quantization(quantized)))
+        let exact = SessionMetrics(macs: 123_456, parameters: 1_234)
+        (state, _) = Workbench.update(state, .jobFinished(id: 2, .compression(CompressionOutcome(ratios: ["block_conv1": 0.5], metrics: exact))))
+        let saved = state.sessionForSaving
+        #expect(saved.quantizationResult == quantized && saved.compressionResult == exact)
+        let resumed = WorkbenchState(session: saved, model: state.model, size: state.size)
+        #expect(resumed.quantizationResult == quantized && resumed.exactCompression == exact)
+        #expect(resumed.session.compression.ratios == ["block_conv1": 0.5])
+        // Moving a slider makes the totals approximate again, in the saved session too.
+        var moved = resumed
+        (moved, _) = press([.character("3"), .left], on: moved)
+        #expect(moved.exactCompression == nil && moved.sessionForSaving.compressionResult == nil)
+    }
+
+    /// A layer its technique cannot compress (a depthwise Conv for SVD) shows the reason in
+    /// panel 3 instead of a slider, and its ratio does not move.
+    @Test func ineligibleLayerKeepsItsRatioAndSaysWhy() throws {
+        var state = try makeState(size: Size(width: 120, height: 30))
+        let technique = state.session.compression.technique(for: "block_conv2")
+        state.ineligible[technique] = ["block_conv2": "depthwise convolution (group 8); only group-1 convolutions are compressed"]
+        (state, _) = press([.character("3")], on: state)
+        while state.selected?.name != "block_conv2" { (state, _) = press([.down], on: state) }
+        (state, _) = press([.left, .left], on: state)
+        #expect(state.session.compression.ratios["block_conv2"] == nil)
+        #expect(state.status?.level == .warning && state.status?.text.contains("depthwise convolution") == true, "\(String(describing: state.status))")
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("not compressible: depthwise"))
+        // Other layers still move.
+        (state, _) = press([.up, .left], on: state)
+        #expect(state.session.compression.ratios[try #require(state.selected?.name)] == 0.95)
+    }
+
+    /// A finished job shows its last phase complete (an auto-select's search phase reported
+    /// 0/1 before the job ended); the help overlay says how to scroll when it is cut off.
+    @Test func finishedJobCountAndHelpScrollHint() throws {
+        var state = try makeState(size: Size(width: 100, height: 24))
+        var job = JobEntry(id: 1, title: "auto-select ratios", kind: .autoSelect)
+        job.progress = ProgressEvent(phase: "search", completed: 0, total: 1)
+        job.phase = .finished
+        state.jobs = [job]
+        state.focus = .jobs
+        state.primary = .jobs
+        let jobs = Workbench.render(state, size: state.size, theme: .dark).text
+        #expect(jobs.contains("1/1") && !jobs.contains("0/1"))
+        state.focus = .layers
+        state.primary = .layers
+        (state, _) = press([.character("?")], on: state)
+        let help = Workbench.render(state, size: state.size, theme: .dark).text
+        #expect(help.contains("1-20 of ") && help.contains("scroll"), "\(help)")
+        (state, _) = press([.down, .down], on: state)
+        #expect(Workbench.render(state, size: state.size, theme: .dark).text.contains("3-22 of "))
+        state.size = Size(width: 100, height: 60)
+        #expect(!Workbench.render(state, size: state.size, theme: .dark).text.contains("PgUp PgDn scroll"), "all rows fit: no hint")
     }
 
     @Test func mouseFocusesSelectsAndDragsSliders() throws {

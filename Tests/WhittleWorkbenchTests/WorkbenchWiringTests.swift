@@ -55,6 +55,34 @@ struct WorkbenchWiringTests {
         #expect(throws: WhittleError.self) { try WorkbenchWiring.recipe(settings, model: sample.model) }
     }
 
+    /// A per-layer weight bit width on a compressed layer follows the layer into the compressed
+    /// graph: to both SVD factors. It used to name the layer's original weight, which the split
+    /// replaces, and quantization (and the encodings and QDQ exports) failed with "'conv3.weight':
+    /// is neither a quantized tensor nor a layer of the model".
+    @Test func bitOverridesFollowACompressedLayer() throws {
+        let sample = try Sample(samples: 16)
+        var settings = SessionSettings()
+        settings.compression.ratios = ["conv3": 0.5]
+        settings.bitWidthOverrides = ["conv3": BitWidthOverride(weightBits: 4), "conv2": BitWidthOverride(weightBits: 6)]
+        let (quantized, recipe) = try WorkbenchWiring.quantize(graph: sample.graph, model: sample.model, settings: settings,
+                                                               calibration: sample.calibration, evaluation: sample.evaluation,
+                                                               context: .silent)
+        let conv2 = try #require(sample.model.layers.first { $0.name == "conv2" }?.weightName)
+        let split = recipe.bitOverrides.keys.filter { $0.hasPrefix("conv3_svd_") }.sorted()
+        #expect(split == ["conv3_svd_a.weight", "conv3_svd_b.weight"])
+        #expect(recipe.bitOverrides[conv2] == 6 && split.allSatisfy { recipe.bitOverrides[$0] == 4 })
+        #expect(recipe.bitOverrides.count == 3, "\(recipe.bitOverrides)")
+        for tensor in split {
+            let bits: Int?
+            switch quantized.encodings[tensor] {
+            case .perTensor(let encoding)?: bits = encoding.bitWidth
+            case .perChannel(_, let encodings)?: bits = encodings.first?.bitWidth
+            default: bits = nil
+            }
+            #expect(bits == 4, "\(tensor): \(String(describing: quantized.encodings[tensor]))")
+        }
+    }
+
     /// With `auto` on, quantization runs the AutoQuant search on the evaluation data and
     /// returns the recipe it chose (here the first candidate, plain min-max, is within the drop).
     @Test func autoQuantRunsTheSearch() throws {
@@ -149,6 +177,53 @@ struct WorkbenchWiringTests {
         let missing = weighted.filter { metrics.layers[$0]?.sqnr == nil }
         #expect(missing.isEmpty, "no SQNR for \(missing)")
         #expect(metrics.sqnr != nil && metrics.accuracy != nil)
+    }
+
+    /// The reasons panel 3 shows are the compression library's, for exactly the layers it
+    /// refuses (digits-mobilenet's depthwise Convs for SVD).
+    @Test func ineligibleLayersComeWithTheLibrarysReason() throws {
+        let sample = try Sample(model: "digits-mobilenet", samples: 1)
+        let reasons = WorkbenchWiring.ineligibility(of: sample.graph)
+        for method in WhittleCompress.CompressionTechnique.allCases {
+            let table = try #require(reasons[WhittleSession.CompressionTechnique(rawValue: method.rawValue)])
+            let refused = try Compressor.eligibility(of: sample.graph, technique: method).filter { !$0.eligible }
+            #expect(Set(table.keys) == Set(refused.map(\.layer)), "\(method)")
+        }
+        let svd = try #require(reasons[.spatialSVD])
+        #expect(svd.values.contains { $0.contains("depthwise") }, "\(svd)")
+    }
+
+    /// The quantize job's result carries the encodings the quantizer computed (not the
+    /// estimate from the weight range): per-tensor scale and offset, per-channel scale range,
+    /// and the layer's output activation grid.
+    @Test(arguments: [false, true])
+    func quantizationResultCarriesTheRealEncodings(_ perChannel: Bool) throws {
+        let sample = try Sample(model: "digits-cnn", samples: 16)
+        var settings = SessionSettings()
+        settings.recipe.perChannel = perChannel
+        let metrics = try WorkbenchWiring.quantizeMetrics(graph: sample.graph, model: sample.model, settings: settings,
+                                                          calibration: sample.calibration, evaluation: sample.evaluation, context: .silent)
+        let (quantized, _) = try WorkbenchWiring.quantize(graph: sample.graph, model: sample.model, settings: settings,
+                                                          calibration: sample.calibration, evaluation: sample.evaluation, context: .silent)
+        let weighted = sample.model.layers.filter { $0.weightName != nil }
+        #expect(!weighted.isEmpty)
+        for layer in weighted {
+            let entry = try #require(metrics.layers[layer.name], "\(layer.name)")
+            let weight = try #require(entry.weightEncoding, "\(layer.name) has no weight encoding")
+            #expect(weight.bitWidth == 8)
+            switch quantized.encodings[try #require(layer.weightName)] {
+            case .perTensor(let grid):
+                #expect(!perChannel && weight.channels == nil && weight.offset == grid.offset && weight.scale == Double(grid.scale))
+            case .perChannel(_, let grids):
+                #expect(perChannel && weight.channels == grids.count && weight.offset == nil)
+                #expect(weight.scale == Double(grids.map(\.scale).min() ?? 0) && weight.maximumScale == Double(grids.map(\.scale).max() ?? 0))
+                #expect(weight.scale < weight.maximumScale)
+            default:
+                Issue.record("\(layer.name): unexpected weight encoding")
+            }
+            let activation = try #require(entry.activationEncoding, "\(layer.name) has no output encoding")
+            #expect(activation.bitWidth == 8 && activation.channels == nil && activation.offset != nil && activation.scale > 0)
+        }
     }
 
     /// The detail panel's rank/channels kept follow the compression library's own rule for

@@ -12,8 +12,21 @@ public struct Session: Codable, Sendable, Equatable {
     /// The profile format version this build writes. `SessionProfile` refuses files with a
     /// larger version and migrates smaller ones forward.
     /// Version 2 added `exports` (encodings version and output folder), see
-    /// `ExportSettings.migrateFromVersion1`.
-    public static let formatVersion = 2
+    /// `ExportSettings.migrateFromVersion1`. Version 3 added the last quantization result and
+    /// the exact compression totals (`quantizationResult`, `compressionResult`), see
+    /// `Session.migrateFromVersion2`.
+    public static let formatVersion = 3
+
+    /// Version 2 profiles hold no job results: the two new members stay absent (nil), and a
+    /// v2 file that already has such keys (hand-edited) must hold objects.
+    public static let migrateFromVersion2: ProfileFormat.Migration = { object in
+        for key in [CodingKeys.quantizationResult.rawValue, CodingKeys.compressionResult.rawValue] {
+            guard let value = object[key] else { continue }
+            guard value is [String: Any] || value is NSNull else {
+                throw WhittleError(.invalidData, key, "must be an object of metrics")
+            }
+        }
+    }
 
     /// The ONNX model file.
     public var modelPath: String
@@ -40,13 +53,21 @@ public struct Session: Codable, Sendable, Equatable {
     public var exports: ExportSettings
     /// UI choices the workbench restores (selection, focus, theme).
     public var ui: SessionUIState
+    /// The last quantization result (output and per-layer SQNR, encodings), when one was run.
+    public var quantizationResult: SessionMetrics?
+    /// Exact MACs and parameters of the last auto-select result, while its ratios are the
+    /// current ones (nil: the totals are the cost-model approximation).
+    public var compressionResult: SessionMetrics?
 
     public init(modelPath: String, calibrationDataPath: String? = nil, evaluationDataPath: String? = nil,
                 recipe: QuantizationRecipe = Session.defaultRecipe, autoQuant: Bool = false,
                 bitWidthOverrides: [String: BitWidthOverride] = [:],
                 compression: CompressionSettings = CompressionSettings(),
                 snapshots: [Snapshot] = [], scores: ScoreTables = ScoreTables(),
-                currentMetrics: SessionMetrics? = nil, exports: ExportSettings = ExportSettings(), ui: SessionUIState = SessionUIState()) {
+                currentMetrics: SessionMetrics? = nil, exports: ExportSettings = ExportSettings(), ui: SessionUIState = SessionUIState(),
+                quantizationResult: SessionMetrics? = nil, compressionResult: SessionMetrics? = nil) {
+        self.quantizationResult = quantizationResult
+        self.compressionResult = compressionResult
         self.modelPath = modelPath
         self.calibrationDataPath = calibrationDataPath
         self.evaluationDataPath = evaluationDataPath
@@ -132,6 +153,7 @@ public struct Session: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case modelPath = "model", calibrationDataPath = "calibrationData", evaluationDataPath = "evaluationData"
         case recipe, bitWidthOverrides, compression, snapshots, scores, currentMetrics, exports, ui
+        case quantizationResult, compressionResult
     }
 
     /// Only `model` is required; every other member takes its default when absent, so a
@@ -151,6 +173,8 @@ public struct Session: Codable, Sendable, Equatable {
         currentMetrics = try container.decodeIfPresent(SessionMetrics.self, forKey: .currentMetrics)
         exports = try container.decodeIfPresent(ExportSettings.self, forKey: .exports) ?? ExportSettings()
         ui = try container.decodeIfPresent(SessionUIState.self, forKey: .ui) ?? SessionUIState()
+        quantizationResult = try container.decodeIfPresent(SessionMetrics.self, forKey: .quantizationResult)
+        compressionResult = try container.decodeIfPresent(SessionMetrics.self, forKey: .compressionResult)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -166,6 +190,8 @@ public struct Session: Codable, Sendable, Equatable {
         try container.encodeIfPresent(currentMetrics, forKey: .currentMetrics)
         try container.encode(exports, forKey: .exports)
         try container.encode(ui, forKey: .ui)
+        try container.encodeIfPresent(quantizationResult, forKey: .quantizationResult)
+        try container.encodeIfPresent(compressionResult, forKey: .compressionResult)
     }
 
     /// The recipe of a new session: SQNR activation ranges, W8A8, the default quantsim config.

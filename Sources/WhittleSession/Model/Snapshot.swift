@@ -49,15 +49,51 @@ public struct LayerMetrics: Codable, Sendable, Equatable {
     public var sqnr: Double?
     public var macs: Int?
     public var parameters: Int?
+    /// The encoding the quantizer computed for the layer's weight (both factors of a split layer).
+    public var weightEncoding: EncodingSummary?
+    /// The encoding of the layer's output activation (or of the first quantized tensor after
+    /// it, when the output itself is fused, e.g. Conv -> Relu).
+    public var activationEncoding: EncodingSummary?
 
     public init(ratio: Double? = nil, weightBits: Int? = nil, activationBits: Int? = nil, sqnr: Double? = nil,
-                macs: Int? = nil, parameters: Int? = nil) {
+                macs: Int? = nil, parameters: Int? = nil, weightEncoding: EncodingSummary? = nil,
+                activationEncoding: EncodingSummary? = nil) {
+        self.weightEncoding = weightEncoding
+        self.activationEncoding = activationEncoding
         self.ratio = ratio
         self.weightBits = weightBits
         self.activationBits = activationBits
         self.sqnr = sqnr
         self.macs = macs
         self.parameters = parameters
+    }
+}
+
+/// A quantizer's encoding as the workbench shows it: `scale * (q + offset)`, q in 0...2^b - 1
+/// (AIMET's convention). Per-channel encodings keep the range of their channels' scales.
+public struct EncodingSummary: Codable, Sendable, Equatable {
+    public var bitWidth: Int
+    public var symmetric: Bool
+    /// Number of per-channel grids (nil: one grid for the whole tensor).
+    public var channels: Int?
+    /// The scale (per-tensor), or the smallest channel scale.
+    public var scale: Double
+    /// The largest channel scale (equal to `scale` per-tensor).
+    public var maximumScale: Double
+    /// The offset of a per-tensor grid (nil per-channel: one per channel).
+    public var offset: Int?
+    /// Float pass-through (e.g. float16) instead of an integer grid.
+    public var isFloat: Bool
+
+    public init(bitWidth: Int, symmetric: Bool, channels: Int? = nil, scale: Double, maximumScale: Double? = nil,
+                offset: Int? = nil, isFloat: Bool = false) {
+        self.bitWidth = bitWidth
+        self.symmetric = symmetric
+        self.channels = channels
+        self.scale = scale
+        self.maximumScale = maximumScale ?? scale
+        self.offset = offset
+        self.isFloat = isFloat
     }
 }
 

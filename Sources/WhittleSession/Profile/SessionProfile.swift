@@ -18,7 +18,8 @@ public struct ProfileFormat: Sendable {
 
     /// This build's format: version `Session.formatVersion`, with every migration from version 1.
     public static let standard = ProfileFormat(currentVersion: Session.formatVersion,
-                                               migrations: [1: ExportSettings.migrateFromVersion1])
+                                               migrations: [1: ExportSettings.migrateFromVersion1,
+                                                                2: Session.migrateFromVersion2])
 }
 
 /// What `SessionProfile.load` found.

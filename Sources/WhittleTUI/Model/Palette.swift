@@ -81,14 +81,35 @@ extension WorkbenchState {
         return list
     }
 
-    /// Suggestions whose text contains the typed characters in order (fuzzy subsequence).
+    /// Suggestions whose text contains the typed characters in order (fuzzy subsequence),
+    /// spaces ignored: first those that start with the typed text, then those that contain it
+    /// in one piece, then the rest (so `theme li` puts `theme light` before `theme colorblind`).
     public func paletteSuggestions(for text: String) -> [PaletteSuggestion] {
         let needle = text.lowercased().filter { $0 != " " }
         guard !needle.isEmpty else { return paletteCatalog }
-        return paletteCatalog.filter { suggestion in
-            var remaining = Substring(needle)
-            for c in suggestion.template.lowercased() where remaining.first == c { remaining = remaining.dropFirst() }
-            return remaining.isEmpty
+        var ranked: [[PaletteSuggestion]] = [[], [], []]
+        for suggestion in paletteCatalog {
+            let template = suggestion.template.lowercased().filter { $0 != " " }
+            if template.hasPrefix(needle) {
+                ranked[0].append(suggestion)
+            } else if template.contains(needle) {
+                ranked[1].append(suggestion)
+            } else {
+                var remaining = Substring(needle)
+                for c in template where remaining.first == c { remaining = remaining.dropFirst() }
+                if remaining.isEmpty { ranked[2].append(suggestion) }
+            }
+        }
+        return ranked.flatMap { $0 }
+    }
+
+    /// Whether a parsed palette command names only things that exist (a theme or snapshot
+    /// name that is not there is better served by the highlighted suggestion).
+    func paletteNamesExist(_ command: PaletteCommand) -> Bool {
+        switch command {
+        case .theme(let name): return themeNames.contains { $0.lowercased() == name.lowercased() }
+        case .restore(let name): return session.snapshots.contains { $0.name == name }
+        default: return true
         }
     }
 

@@ -161,7 +161,10 @@ extension WorkbenchState {
             case .enter:
                 self.overlay = nil
                 let typed = text.trimmingCharacters(in: .whitespaces)
-                if !typed.isEmpty, PaletteCommand.parse(typed) != nil || suggestions.isEmpty {
+                // What was typed runs when it is a complete command (or nothing else matches);
+                // otherwise the highlighted suggestion does (`theme li` → `theme light`).
+                let parsed = typed.isEmpty ? nil : PaletteCommand.parse(typed)
+                if !typed.isEmpty, (parsed.map { paletteNamesExist($0) } ?? false) || suggestions.isEmpty {
                     run(palette: typed, effects: &effects)
                 } else if suggestions.indices.contains(selection) {
                     let chosen = suggestions[selection]
@@ -424,11 +427,20 @@ extension WorkbenchState {
     // MARK: Editing
 
     static func snap(_ ratio: Double) -> Double {
-        min(1, max(Workbench.minimumRatio, (ratio / Workbench.ratioStep).rounded() * Workbench.ratioStep))
+        // Divided by the step count, not multiplied by the step, so 0.95 is 0.95 and not
+        // 0.9500000000000001 in a profile.
+        let steps = (1 / Workbench.ratioStep).rounded()
+        return min(1, max(Workbench.minimumRatio, (ratio * steps).rounded() / steps))
     }
 
     mutating func setRatio(_ ratio: Double, for layer: String) {
         let value = WorkbenchState.snap(ratio)
+        if value < 1, let reason = compressionBlocker(for: layer) {
+            // Refused here, not at evaluate or export time.
+            let technique = session.compression.technique(for: layer).rawValue
+            status = StatusMessage("\(layer): \(technique) cannot compress it (\(reason))", .warning)
+            return
+        }
         session.compression.ratios[layer] = value >= 1 ? nil : value
         exactCompression = nil
     }
@@ -443,7 +455,7 @@ extension WorkbenchState {
                 adjustRecipe(field, by: direction)
             } else if let layer = selected {
                 let bits = session.bitWidths(for: layer.name)
-                let weight = min(16, max(2, bits.weight + direction))
+                let weight = WorkbenchState.clampBits(bits.weight + direction)
                 var override = session.bitWidthOverrides[layer.name] ?? BitWidthOverride()
                 override.weightBits = weight == session.recipe.weightBits ? nil : weight
                 session.bitWidthOverrides[layer.name] = override.isEmpty ? nil : override
@@ -452,6 +464,17 @@ extension WorkbenchState {
             break
         }
     }
+
+    /// Bit widths the quantizer supports (the recipe rejects others), so the editor offers only these.
+    static let bitWidths = QuantizationEncoding.supportedBitWidths
+
+    static func clampBits(_ bits: Int) -> Int { min(bitWidths.upperBound, max(bitWidths.lowerBound, bits)) }
+
+    /// Whether each built-in quantsim config preset quantizes weights per channel by default
+    /// (what a recipe without its own per-channel choice gets).
+    static let presetPerChannel: [String: Bool] = Dictionary(uniqueKeysWithValues: QuantsimConfig.presetNames.compactMap { name in
+        (try? QuantsimConfig.preset(named: name)).map { (name, $0.defaults.perChannelQuantization ?? false) }
+    })
 
     mutating func adjustRecipe(_ field: QuantizationField, by direction: Int) {
         var recipe = session.recipe
@@ -463,8 +486,8 @@ extension WorkbenchState {
             let all = CalibrationScheme.workbenchChoices
             let index = all.firstIndex(of: recipe.scheme) ?? 0
             recipe.scheme = all[(index + direction + all.count) % all.count]
-        case .weightBits: recipe.weightBits = min(16, max(2, recipe.weightBits + direction))
-        case .activationBits: recipe.activationBits = min(16, max(2, recipe.activationBits + direction))
+        case .weightBits: recipe.weightBits = WorkbenchState.clampBits(recipe.weightBits + direction)
+        case .activationBits: recipe.activationBits = WorkbenchState.clampBits(recipe.activationBits + direction)
         case .perChannel: recipe.perChannel = recipe.perChannel == true ? nil : true
         case .cle: recipe.crossLayerEqualization.toggle()
         case .biasCorrection: recipe.biasCorrection.toggle()
@@ -508,8 +531,9 @@ extension WorkbenchState {
             setRatio(value, for: layer)
         case .bits(let layer):
             let parts = text.split(separator: "/").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard (1...2).contains(parts.count), parts.allSatisfy({ $0.map { (2...16).contains($0) } ?? false }) else {
-                status = StatusMessage("bit widths are W or W/A, each 2 to 16, got '\(text)'", .error)
+            let range = WorkbenchState.bitWidths
+            guard (1...2).contains(parts.count), parts.allSatisfy({ $0.map { range.contains($0) } ?? false }) else {
+                status = StatusMessage("bit widths are W or W/A, each \(range.lowerBound) to \(range.upperBound), got '\(text)'", .error)
                 return
             }
             let weight = parts[0] ?? session.recipe.weightBits
@@ -529,8 +553,8 @@ extension WorkbenchState {
                 }
                 session.recipe.scheme = scheme
             case .weightBits, .activationBits:
-                guard let bits = Int(text), (2...16).contains(bits) else {
-                    status = StatusMessage("bit width must be 2 to 16, got '\(text)'", .error)
+                guard let bits = Int(text), WorkbenchState.bitWidths.contains(bits) else {
+                    status = StatusMessage("bit width must be \(WorkbenchState.bitWidths.lowerBound) to \(WorkbenchState.bitWidths.upperBound), got '\(text)'", .error)
                     return
                 }
                 if field == .weightBits { session.recipe.weightBits = bits } else { session.recipe.activationBits = bits }

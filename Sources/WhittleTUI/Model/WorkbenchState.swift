@@ -102,9 +102,16 @@ public struct WorkbenchState: Sendable, Equatable {
     /// Per-layer output histograms from calibration data (empty until measured).
     public var activationHistograms: [String: Histogram]
     /// Latest exact compression totals (from an auto-select result); nil = approximate.
-    public var exactCompression: SessionMetrics?
-    /// Latest quantization result (per-layer SQNR).
-    public var quantizationResult: SessionMetrics?
+    /// Held in the session, so a profile restores it.
+    public var exactCompression: SessionMetrics? {
+        get { session.compressionResult }
+        set { session.compressionResult = newValue }
+    }
+    /// Latest quantization result (per-layer SQNR and encodings), held in the session.
+    public var quantizationResult: SessionMetrics? {
+        get { session.quantizationResult }
+        set { session.quantizationResult = newValue }
+    }
     /// Latest evaluation of the current settings.
     public var evaluation: SessionMetrics?
     /// Baseline (float) evaluation.
@@ -144,6 +151,9 @@ public struct WorkbenchState: Sendable, Equatable {
     /// Rank or channels kept per technique and layer, from the compression library (empty
     /// without it: the detail panel then shows MACs kept only).
     public var structures: [CompressionTechnique: [String: LayerStructure]]
+    /// Why a technique cannot compress a layer (depthwise Conv, shared input channels, ...),
+    /// per technique and layer, from the compression library (empty without it).
+    public var ineligible: [CompressionTechnique: [String: String]]
     /// Quantsim config presets the recipe editor cycles through.
     public var configPresets: [String]
     /// Where `:save` writes the profile by default.
@@ -183,6 +193,7 @@ public struct WorkbenchState: Sendable, Equatable {
         self.options = options
         self.capabilities = capabilities
         structures = [:]
+        ineligible = [:]
         self.configPresets = configPresets.isEmpty ? ["default"] : configPresets
         self.profilePath = profilePath
         tickCount = 0
@@ -221,6 +232,11 @@ public struct WorkbenchState: Sendable, Equatable {
         case .jobs: return Array(jobs.indices)
         case .export: return Array(ExportKind.allCases.indices)
         }
+    }
+
+    /// Why the layer's technique cannot compress it (nil: it can, or nothing is known).
+    public func compressionBlocker(for layer: String) -> String? {
+        ineligible[session.compression.technique(for: layer)]?[layer]
     }
 
     public var runningJobs: [JobEntry] { jobs.filter { $0.phase == .running } }

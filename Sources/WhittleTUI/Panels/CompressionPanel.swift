@@ -70,8 +70,12 @@ extension Workbench {
             buffer.tableRow([Span(layer.name, isSelected ? rowStyle.with(.bold) : rowStyle),
                              Span(technique.rawValue, isSelected ? rowStyle : theme.muted)],
                             columns: Array(columns.prefix(2)), x: list.x, y: y, maxWidth: list.width, glyphs: glyphs)
-            buffer.slider(ratio, in: 0...1, x: sliders.lowerBound, y: y, width: sliders.count,
-                          style: isSelected ? rowStyle : theme.barStyle(level: 1 - ratio), trackStyle: isSelected ? rowStyle : theme.muted, glyphs: glyphs)
+            if let reason = state.compressionBlocker(for: layer.name) {
+                buffer.write("not compressible: " + reason, x: sliders.lowerBound, y: y, style: isSelected ? rowStyle : theme.muted, maxWidth: sliders.count)
+            } else {
+                buffer.slider(ratio, in: 0...1, x: sliders.lowerBound, y: y, width: sliders.count,
+                              style: isSelected ? rowStyle : theme.barStyle(level: 1 - ratio), trackStyle: isSelected ? rowStyle : theme.muted, glyphs: glyphs)
+            }
             let rest = [Span(Text.number(ratio, digits: 2), isSelected ? rowStyle.with(.bold) : (ratio < 1 ? theme.accent : rowStyle)),
                         Span(Text.count(Int((Double(layer.macs) * ratio).rounded())), rowStyle),
                         Span(score.map { Text.number($0, digits: 3) } ?? "-", isSelected ? rowStyle : theme.muted)]

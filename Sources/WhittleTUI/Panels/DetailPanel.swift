@@ -30,8 +30,11 @@ extension Workbench {
                           Span("  \(technique.rawValue)", theme.muted)])
             var kept = [Span("kept ", theme.muted)]
             if let structure = state.structures[technique]?[layer.name] {
+                // Ratio 1 leaves the layer as it is (the library's rule would already drop a
+                // rank where the full-rank split costs more than the layer).
+                let count = ratio >= 1 ? structure.full : structure.kept(ratio: ratio)
                 kept += [Span(structure.channels ? "channels " : "rank ", theme.muted),
-                         Span("\(structure.kept(ratio: ratio))/\(structure.full)", theme.base), Span(" · ", theme.muted)]
+                         Span("\(count)/\(structure.full)", theme.base), Span(" · ", theme.muted)]
             }
             kept.append(Span("\(Text.count(keptMACs)) MACs", theme.base))
             facts.append(kept)
@@ -44,11 +47,24 @@ extension Workbench {
             bitsLine.append(Span(String(format: "  SQNR %.1f dB", sqnr), theme.base))
         }
         facts.append(bitsLine)
-        if let weight = layer.weightHistogram {
+        let measured = state.quantizationResult?.layers[layer.name]
+        let indent = "          "
+        if let weight = measured?.weightEncoding {
+            for (i, line) in describe(weight).enumerated() {
+                facts.append([Span(i == 0 ? "encodings " : indent, theme.muted), Span((i == 0 ? "W " : "") + line, theme.base)])
+            }
+        } else if let weight = layer.weightHistogram {
+            // Before a quantization result (or for a layer it left in float): symmetric
+            // per-tensor scale from the weight range, max|w| / (2^(b-1) - 1).
             let scale = max(abs(weight.low), abs(weight.high)) / Double((1 << (bits.weight - 1)) - 1)
             facts.append([Span("encodings ", theme.muted),
-                          Span(String(format: "W scale %.3g sym", scale), theme.base),
-                          Span(state.quantizationResult == nil ? " (est.)" : "", theme.muted)])
+                          Span(String(format: "W scale %.3g sym", scale), theme.base), Span(" (est.)", theme.muted)])
+        }
+        if let activation = measured?.activationEncoding {
+            let first = measured?.weightEncoding == nil && layer.weightHistogram == nil
+            for (i, line) in describe(activation).enumerated() {
+                facts.append([Span(first && i == 0 ? "encodings " : indent, theme.muted), Span((i == 0 ? "A " : "") + line, theme.base)])
+            }
         }
         var y = left.y
         for line in facts {
@@ -84,6 +100,17 @@ extension Workbench {
                                    : Rect(x: inner.x, y: hy, width: inner.width, height: inner.maxY - hy)
         guard curveArea.height >= 2 else { return }
         drawCurve(layer: layer, in: curveArea, buffer: &buffer, context: context)
+    }
+
+    /// `8b scale 0.0123 off -128` per-tensor; per-channel on two lines (they fit the narrow
+    /// detail column): `8b per-channel (32) sym`, `scales 0.001…0.02`.
+    static func describe(_ encoding: EncodingSummary) -> [String] {
+        if encoding.isFloat { return ["float\(encoding.bitWidth) (not quantized)"] }
+        if let channels = encoding.channels {
+            return ["\(encoding.bitWidth)b per-channel (\(channels))" + (encoding.symmetric ? " sym" : ""),
+                    String(format: "scales %.3g…%.3g", encoding.scale, encoding.maximumScale)]
+        }
+        return [String(format: "%db scale %.3g off %d", encoding.bitWidth, encoding.scale, encoding.offset ?? 0)]
     }
 
     static func activationHint(_ state: WorkbenchState, _ context: RenderContext) -> String {

@@ -56,7 +56,11 @@ extension Workbench {
                     buffer.set(barX + i, y, glyphs.unicode ? "·" : ".", isSelected ? rowStyle : theme.muted)
                 }
             }
-            let done = job.progress.map { "\($0.completed)/\($0.total)" } ?? (job.phase == .running ? "…" : "")
+            // A finished job has done all of its last phase, whatever its last report said
+            // (an auto-select's one-step search phase reported 0/1 before it ended).
+            let done = job.progress.map { progress in
+                job.phase == .finished && progress.total > 0 ? "\(progress.total)/\(progress.total)" : "\(progress.completed)/\(progress.total)"
+            } ?? (job.phase == .running ? "…" : "")
             let eta = job.phase == .running ? (job.secondsRemaining.map { Text.duration($0) } ?? "?") : ""
             buffer.tableRow([Span(done, rowStyle), Span(eta, rowStyle)], columns: Array(columns.suffix(2)), x: barX + barWidth + 1, y: y,
                             maxWidth: list.maxX - barX - barWidth - 1, glyphs: glyphs)

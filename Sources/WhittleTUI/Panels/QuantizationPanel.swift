@@ -45,7 +45,14 @@ extension Workbench {
             case .scheme: value = recipe.scheme.profileText
             case .weightBits: value = "\(recipe.weightBits)"
             case .activationBits: value = "\(recipe.activationBits)"
-            case .perChannel: value = check(recipe.perChannel == true, glyphs)
+            case .perChannel:
+                // Off in the recipe means "as the config says": show what the config says
+                // ("config": on because the config preset says so).
+                if recipe.perChannel != true, WorkbenchState.presetPerChannel[recipe.config] == true {
+                    value = glyphs.unicode ? "✔ config" : "[x] config"
+                } else {
+                    value = check(recipe.perChannel == true, glyphs)
+                }
             case .cle: value = check(recipe.crossLayerEqualization, glyphs)
             case .biasCorrection: value = check(recipe.biasCorrection, glyphs)
             case .adaRound: value = check(recipe.adaRound, glyphs)

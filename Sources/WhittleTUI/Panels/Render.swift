@@ -213,6 +213,13 @@ extension Workbench {
                 buffer.write(Text.left(line.0, 14), x: inner.x + 1, y: inner.y + row, style: theme.accent.with(.bold), maxWidth: 14)
                 buffer.write(line.1, x: inner.x + 16, y: inner.y + row, style: theme.base, maxWidth: inner.width - 16)
             }
+            if lines.count > inner.height {
+                // The list is taller than the box: say which rows show and how to scroll.
+                let last = min(lines.count, first + inner.height)
+                let hint = " \(first + 1)-\(last) of \(lines.count) · ↑↓ j k PgUp PgDn scroll "
+                let width = min(hint.count, rect.width - 4)
+                buffer.write(hint, x: rect.maxX - 2 - width, y: rect.maxY - 1, style: theme.muted, maxWidth: width)
+            }
         case .palette(let text, let selection):
             let suggestions = state.paletteSuggestions(for: text)
             let height = min(screen.height - 4, max(3, suggestions.count + 3))
@@ -243,7 +250,7 @@ extension Workbench {
             let prompt: String
             switch purpose {
             case .ratio(let layer): prompt = "ratio for \(layer) (0.05-1)"
-            case .bits(let layer): prompt = "bits for \(layer) as W/A (2-16)"
+            case .bits(let layer): prompt = "bits for \(layer) as W/A (\(WorkbenchState.bitWidths.lowerBound)-\(WorkbenchState.bitWidths.upperBound))"
             case .recipe(let field): prompt = field.label
             case .snapshotName: prompt = "snapshot name"
             case .exportFolder: prompt = "export folder (empty: next to the model)"

@@ -65,9 +65,10 @@ public enum Color: Sendable, Hashable, CustomStringConvertible {
 
 /// How many colours the terminal can show. The workbench renders with theme colours and the
 /// backend reduces them: truecolor → 256 (xterm 6×6×6 cube or grey ramp) → 16 (nearest ANSI
-/// entry) → mono (attributes only).
+/// entry) → 8 (nearest of the eight basic ANSI colours, for terminfo entries such as `xterm`
+/// and `linux` that have no bright colours) → mono (attributes only).
 public enum ColorDepth: String, Sendable, CaseIterable, Comparable {
-    case mono, ansi16, palette256, truecolor
+    case mono, ansi8, ansi16, palette256, truecolor
 
     public static func < (a: ColorDepth, b: ColorDepth) -> Bool {
         allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
@@ -75,15 +76,23 @@ public enum ColorDepth: String, Sendable, CaseIterable, Comparable {
 
     /// Picks the depth from the environment and the terminfo colour count (`tput colors`):
     /// `NO_COLOR` (non-empty) or `noColor` → mono; `COLORTERM=truecolor|24bit` or a terminfo
-    /// count of 2^24 → truecolor; ≥ 256 → 256; ≥ 8 → 16; else mono.
+    /// count of 2^24 → truecolor; ≥ 256 → 256; ≥ 16 → 16; ≥ 8 → 8; else mono.
     public static func detect(environment: [String: String], terminfoColors: Int, noColor: Bool) -> ColorDepth {
         if noColor { return .mono }
         if let value = environment["NO_COLOR"], !value.isEmpty { return .mono }
         let colorterm = environment["COLORTERM"]?.lowercased() ?? ""
         if terminfoColors >= 1 << 24 { return .truecolor }
         if (colorterm == "truecolor" || colorterm == "24bit") && terminfoColors >= 8 { return .truecolor }
+        return supported(terminfoColors: terminfoColors)
+    }
+
+    /// The deepest depth a terminfo colour count can carry (ncurses can only set colours below
+    /// it: `init_pair` fails for a colour ≥ COLORS).
+    public static func supported(terminfoColors: Int) -> ColorDepth {
+        if terminfoColors >= 1 << 24 { return .truecolor }
         if terminfoColors >= 256 { return .palette256 }
-        if terminfoColors >= 8 { return .ansi16 }
+        if terminfoColors >= 16 { return .ansi16 }
+        if terminfoColors >= 8 { return .ansi8 }
         return .mono
     }
 
@@ -124,13 +133,46 @@ public enum ColorDepth: String, Sendable, CaseIterable, Comparable {
 
     /// Nearest of the 16 ANSI colours.
     public static func index16(r: Int, g: Int, b: Int) -> Int {
+        nearestANSI(r: r, g: g, b: b, count: 16)
+    }
+
+    /// Nearest of the 8 basic ANSI colours.
+    public static func index8(r: Int, g: Int, b: Int) -> Int {
+        nearestANSI(r: r, g: g, b: b, count: 8)
+    }
+
+    static func nearestANSI(r: Int, g: Int, b: Int, count: Int) -> Int {
         var best = 0
         var bestDistance = Int.max
-        for (i, c) in ansiRGB.enumerated() {
+        for (i, c) in ansiRGB.prefix(count).enumerated() {
             let d = distance(c, (r, g, b))
             if d < bestDistance { best = i; bestDistance = d }
         }
         return best
+    }
+
+    /// Colours a palette of this depth has (0 for mono and for depths that are not palettes).
+    var paletteSize: Int {
+        switch self {
+        case .ansi8: return 8
+        case .ansi16: return 16
+        case .palette256: return 256
+        case .mono, .truecolor: return 0
+        }
+    }
+
+    /// The foreground and background of a style at this depth. Reducing two different colours
+    /// can land both on one palette entry (on an 8-colour terminal the dark theme's border and
+    /// background both become black): the foreground then takes the palette entry farthest
+    /// from the background, so text never disappears into its background.
+    public func colors(foreground: Color, background: Color) -> (foreground: TerminalColor, background: TerminalColor) {
+        let fg = foreground.reduced(to: self), bg = background.reduced(to: self)
+        guard fg == bg, foreground != background, case .palette(let index) = bg, paletteSize > 0 else { return (fg, bg) }
+        let base = ColorDepth.rgb(ofIndex: index)
+        let farthest = (0..<min(16, paletteSize)).max { a, b in
+            ColorDepth.distance(ColorDepth.rgb(ofIndex: a), base) < ColorDepth.distance(ColorDepth.rgb(ofIndex: b), base)
+        } ?? 0
+        return (.palette(farthest), bg)
     }
 
     /// Squared distance weighted for perceived brightness (red 2, green 4, blue 3).
@@ -155,6 +197,10 @@ extension Color {
     public func reduced(to depth: ColorDepth) -> TerminalColor {
         switch (self, depth) {
         case (_, .mono), (.default, _): return .default
+        case (_, .ansi8):
+            guard let c = rgbValue else { return .default }
+            if case .ansi(let n) = self, n < 8 { return .palette(Int(n)) }
+            return .palette(ColorDepth.index8(r: c.r, g: c.g, b: c.b))
         case (.ansi(let n), _): return .palette(Int(n))
         case (.indexed(let n), .ansi16):
             let c = ColorDepth.rgb(ofIndex: Int(n))
