@@ -150,6 +150,9 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to leave in float.")
     var float: [String] = []
 
+    @Option(name: .long, parsing: .upToNextOption, help: "Layers or tensors to pass through as float16 (AIMET's float quantizer at 16 bits: rounded to the nearest float16, no integer grid; exported as Cast to float16 and back).")
+    var float16: [String] = []
+
     @Flag(name: .long, help: "Fold constant Mul/Div/Add/Sub that follow a Conv into the Conv before quantizing (as Qualcomm's converters squash them), so the chain is quantized once.")
     var foldScaleShift = false
 
@@ -200,6 +203,7 @@ struct RecipeOptions: ParsableArguments {
         var recipe = QuantizationRecipe(config: config, scheme: try CalibrationScheme(parsing: scheme),
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
                                         bitOverrides: overrides, disabled: Set(float), batchSize: batch)
+        recipe.float16 = Set(float16)
         recipe.foldScaleShift = foldScaleShift
         if explicit {
             recipe.crossLayerEqualization = cle

@@ -24,6 +24,9 @@ public struct QuantizerSettings: Sendable, Equatable {
     /// For params: the AIMET param type (`weight`, `bias`, `running_mean`, `running_var`),
     /// nil for other constants.
     public var paramType: String?
+    /// Float16 pass-through (AIMET's `float` quantizer at 16 bits): values are rounded to the
+    /// nearest float16 instead of onto an integer grid (`--float16`).
+    public var float16: Bool = false
 
     public init(role: Role, bitWidth: Int, symmetry: QuantizationSymmetry, unsignedSymmetricAllowed: Bool = false,
                 perChannelAxis: Int? = nil, enabled: Bool = true,
@@ -114,6 +117,14 @@ public struct QuantizerPlacement: Sendable, Equatable {
         quantizers[key]?.bitWidth = bitWidth
         applyGroupNormRule()
         applyMatMulRule()
+    }
+
+    /// Makes `tensor`'s quantizer a float16 pass-through (AIMET's float quantizer, 16 bits).
+    public mutating func setFloat16(tensor: String) throws {
+        let key = try ownQuantizer(tensor)
+        quantizers[key]?.float16 = true
+        quantizers[key]?.bitWidth = 16
+        quantizers[key]?.perChannelAxis = nil
     }
 
     /// Gives `tensor` a quantizer of its own with `settings` (e.g. taken from an encodings

@@ -79,7 +79,11 @@ public enum PostTrainingQuantization {
 
         // 3. Weight encodings: min-max, or searched layer by layer (Sequential MSE).
         var encodings = try timed("weight encodings") { try Calibration.paramEncodings(graph: graph, placement: placement) }
-        let weightEncodings = encodings.filter { placement.quantizers[$0.key]?.paramType == "weight" }
+        // Integer weight grids (a float16 pass-through has no grid to search).
+        let weightEncodings = encodings.filter { entry in
+            if case .float = entry.value { return false }
+            return placement.quantizers[entry.key]?.paramType == "weight"
+        }
         if recipe.sequentialMSE {
             let searched = try timed("sequential MSE") {
                 try SeqMse.apply(graph: graph, weightEncodings: weightEncodings, data: calibration, job: job)
@@ -194,6 +198,9 @@ public enum PostTrainingQuantization {
         }
         for (name, bits) in recipe.bitOverrides.sorted(by: { $0.key < $1.key }) {
             for tensor in try targets(name) { try placement.override(tensor: tensor, bitWidth: bits) }
+        }
+        for name in recipe.float16.sorted() {
+            for tensor in try targets(name) { try placement.setFloat16(tensor: tensor) }
         }
         for name in recipe.disabled.sorted() {
             for tensor in try targets(name) { try placement.disable(tensor: tensor) }

@@ -29,6 +29,8 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
     public var bitOverrides: [String: Int]
     /// Tensors or layers left in float.
     public var disabled: Set<String>
+    /// Tensors or layers passed through as float16 (AIMET's float quantizer at 16 bits).
+    public var float16: Set<String> = []
     /// Samples per calibration batch.
     public var batchSize: Int
     /// Calibration samples used by either bias correction (one pass per corrected layer).
@@ -91,6 +93,12 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
             throw WhittleError(.invalidArgument, "bit override '\(target)'", "must be in 4...16, got \(bits)")
         }
         guard batchSize >= 1 else { throw WhittleError(.invalidArgument, "batch size", "must be at least 1, got \(batchSize)") }
+        if let both = float16.intersection(disabled).sorted().first {
+            throw WhittleError(.invalidArgument, "'\(both)'", "is asked to stay float and to be float16; choose one")
+        }
+        if let both = float16.intersection(bitOverrides.keys).sorted().first {
+            throw WhittleError(.invalidArgument, "'\(both)'", "has a bit width and is asked to be float16; choose one")
+        }
     }
 
     /// The quantsim config the recipe names, with the per-channel choice applied.

@@ -21,6 +21,7 @@ public enum Calibration {
 
     /// The min-max encoding of one weight tensor under `settings`.
     public static func paramEncoding(_ tensor: Tensor, settings: QuantizerSettings, name: String) throws -> TensorEncoding {
+        if settings.float16 { return .float(bitWidth: 16) }
         let floats = tensor.floats
         let symmetry = resolvedSymmetry(settings)
         do throws(QuantizationError) {
@@ -56,7 +57,9 @@ public enum Calibration {
         var analyzers: [String: any EncodingAnalyzer] = [:]
         var fixed: [String: TensorEncoding] = [:]
         for (tensor, settings) in activationTensors {
-            if let constraint = settings.encodingConstraint {
+            if settings.float16 {
+                fixed[tensor] = .float(bitWidth: 16)
+            } else if let constraint = settings.encodingConstraint {
                 do throws(QuantizationError) {
                     fixed[tensor] = .perTensor(try QuantizationEncoding.compute(
                         min: constraint.min, max: constraint.max, bitWidth: settings.bitWidth, symmetry: resolvedSymmetry(settings)))
