@@ -133,6 +133,24 @@ expect_error quantize-encodings-version "9.9" -- "$WHITTLE" quantize "$MODEL" --
 expect_error quantize-nan-calibration "nan.npz" -- "$WHITTLE" quantize "$MODEL" --data "$WORK/nan.npz" --out "$WORK/q2"
 expect_error quantize-inf-eval "inf.npz" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --eval "$WORK/inf.npz" --plain --out "$WORK/q2"
 expect_error eval-encodings-nan "nan.npz" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$WORK/nan.npz" --encodings "$WORK/q/digits-cnn.encodings"
+expect_error quantize-float16-and-float "choose one" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --float16 conv1 --float conv1 --out "$WORK/q2"
+expect_error quantize-float16-unknown "nothing_here" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --float16 nothing_here --out "$WORK/q2"
+# --float16: the layer's weight is a float16 pass-through in the encodings, and the QDQ export runs.
+if "$WHITTLE" quantize "$MODEL" --data "$CALIB" --plain --per-channel --float16 conv1 --out "$WORK/q16" >/dev/null 2>"$WORK/err" \
+   && "$PY" -c "
+import json, sys, onnx, onnxruntime as ort, numpy as np
+e = json.load(open('$WORK/q16/digits-cnn.encodings'))
+floats = [p for p in e['param_encodings'] if p.get('dtype') == 'FLOAT' and p.get('bw') == 16]
+assert floats, 'no float16 param encoding'
+m = onnx.load('$WORK/q16/digits-cnn.qdq.onnx'); onnx.checker.check_model(m)
+assert any(n.op_type == 'Cast' for n in m.graph.node), 'no Cast in the QDQ export'
+s = ort.InferenceSession('$WORK/q16/digits-cnn.qdq.onnx', providers=['CPUExecutionProvider'])
+i = s.get_inputs()[0]; s.run(None, {i.name: np.zeros([1] + list(i.shape[1:]), np.float32)})
+" 2>>"$WORK/err"; then
+  passed=$((passed + 1)); echo "ok    quantize-float16: float16 weight encoding, QDQ export with Casts runs in onnxruntime"
+else
+  failed=$((failed + 1)); echo "FAIL  quantize-float16"; sed 's/^/      /' "$WORK/err" | head -5
+fi
 if "$WHITTLE" quantize "$MODEL" --data "$CALIB" --plain --config "$WORK/typo-config.json" --out "$WORK/q4" >/dev/null 2>"$WORK/err" \
    && grep -q "is_output_quantised: unknown key" "$WORK/err"; then
   passed=$((passed + 1)); echo "ok    quantize-config-unknown-key: $(head -n 1 "$WORK/err")"
