@@ -131,7 +131,25 @@ struct SelectionCacheTests {
         let third = try builder.build(evaluator: evaluator, warn: { warnings.append($0) })
         #expect(third.statistics.evaluations == first.layers.count * 2)
         #expect(warnings.count == 1 && warnings[0].contains("ignoring unreadable score cache"))
-        #expect(third.layers == first.layers)
+        #expect(Self.sameTables(third.layers, first.layers))
+    }
+
+    /// The same table, SQNR scores up to float rounding: a rebuild recomputes the SVDs on
+    /// multi-threaded BLAS, and other tests running alongside change the engine's thread count
+    /// (OpenBLAS may then sum in another order; seen as a 1e-8 relative SQNR difference).
+    static func sameTables(_ a: [LayerScores], _ b: [LayerScores]) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) {
+            guard x.layer == y.layer, x.technique == y.technique, x.macs == y.macs, x.parameters == y.parameters,
+                  x.entries.count == y.entries.count else { return false }
+            for (e, f) in zip(x.entries, y.entries) {
+                guard e.ratio == f.ratio, e.macs == f.macs, e.parameters == f.parameters, e.kept == f.kept,
+                      e.original == f.original, e.scores.accuracy == f.scores.accuracy,
+                      e.scores.agreement == f.scores.agreement,
+                      abs(e.scores.sqnr - f.scores.sqnr) <= 1e-6 * max(1, abs(e.scores.sqnr)) else { return false }
+            }
+        }
+        return true
     }
 
     @Test("default cache directory follows XDG_CACHE_HOME")
