@@ -183,6 +183,9 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .long, help: "Use only the first N calibration samples.")
     var calibrationSamples: Int?
 
+    @Option(name: .long, help: "Calibration samples the bias corrections average over (one pass per corrected layer).")
+    var biasCorrectionSamples = 64
+
     @Option(name: .long, help: "Samples per batch.")
     var batch = 32
 
@@ -204,6 +207,10 @@ struct RecipeOptions: ParsableArguments {
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
                                         bitOverrides: overrides, disabled: Set(float), batchSize: batch)
         recipe.float16 = Set(float16)
+        guard biasCorrectionSamples >= 1 else {
+            throw WhittleError(.invalidArgument, "--bias-correction-samples", "must be at least 1, got \(biasCorrectionSamples)")
+        }
+        recipe.biasCorrectionSamples = biasCorrectionSamples
         recipe.foldScaleShift = foldScaleShift
         if explicit {
             recipe.crossLayerEqualization = cle
