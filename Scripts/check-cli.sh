@@ -133,7 +133,7 @@ expect_error quantize-encodings-version "9.9" -- "$WHITTLE" quantize "$MODEL" --
 expect_error quantize-nan-calibration "nan.npz" -- "$WHITTLE" quantize "$MODEL" --data "$WORK/nan.npz" --out "$WORK/q2"
 expect_error quantize-inf-eval "inf.npz" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --eval "$WORK/inf.npz" --plain --out "$WORK/q2"
 expect_error eval-encodings-nan "nan.npz" -- "$WHITTLE" eval "$WORK/q/digits-cnn.onnx" --data "$WORK/nan.npz" --encodings "$WORK/q/digits-cnn.encodings"
-expect_error quantize-bias-correction-samples "bias-correction-samples" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --activation-bias-correction --bias-correction-samples 0 --out "$WORK/q2"
+expect_error quantize-bias-correction-samples "bias-correction samples" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --activation-bias-correction --bias-correction-samples 0 --out "$WORK/q2"
 expect_error quantize-float16-and-float "choose one" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --float16 conv1 --float conv1 --out "$WORK/q2"
 expect_error quantize-float16-unknown "nothing_here" -- "$WHITTLE" quantize "$MODEL" --data "$CALIB" --float16 nothing_here --out "$WORK/q2"
 # --float16: the layer's weight is a float16 pass-through in the encodings, and the QDQ export runs.

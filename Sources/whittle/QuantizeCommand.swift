@@ -207,9 +207,6 @@ struct RecipeOptions: ParsableArguments {
                                         weightBits: weights, activationBits: activations, perChannel: perChannel,
                                         bitOverrides: overrides, disabled: Set(float), batchSize: batch)
         recipe.float16 = Set(float16)
-        guard biasCorrectionSamples >= 1 else {
-            throw WhittleError(.invalidArgument, "--bias-correction-samples", "must be at least 1, got \(biasCorrectionSamples)")
-        }
         recipe.biasCorrectionSamples = biasCorrectionSamples
         recipe.foldScaleShift = foldScaleShift
         if explicit {

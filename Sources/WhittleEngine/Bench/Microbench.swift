@@ -126,10 +126,10 @@ extension Microbench {
         }
         var generator = SplitMix64(seed: 0x5eed)
         for index in rows.indices {
-            let row = rows[index], batch = batchSize
+            let row = rows[index]
             let a = (0..<(row.groups * row.m * row.k)).map { _ in Float(generator.nextUnit() * 2 - 1) }
-            let b = (0..<(row.groups * row.k * row.n * batch)).map { _ in Float(generator.nextUnit() * 2 - 1) }
-            var c = [Float](repeating: 0, count: row.groups * row.m * row.n * batch)
+            let b = (0..<(row.groups * row.k * row.n * batchSize)).map { _ in Float(generator.nextUnit() * 2 - 1) }
+            var c = [Float](repeating: 0, count: row.groups * row.m * row.n * batchSize)
             func gemm(_ columns: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(row.m), Int32(columns), Int32(row.k),
                             1, a, Int32(row.k), b, Int32(columns), 0, c, Int32(columns))
@@ -139,7 +139,7 @@ extension Microbench {
                     c.withUnsafeMutableBufferPointer { c in
                         guard let aBase = a.baseAddress, let bBase = b.baseAddress, let cBase = c.baseAddress else { return }
                         rows[index].perImageSeconds = medianSeconds(repeats) {
-                            for image in 0..<batch {
+                            for image in 0..<batchSize {
                                 for group in 0..<row.groups {
                                     let slice = image * row.groups + group
                                     gemm(row.n, aBase + group * row.m * row.k, bBase + slice * row.k * row.n,
@@ -149,8 +149,8 @@ extension Microbench {
                         }
                         rows[index].wholeBatchSeconds = medianSeconds(repeats) {
                             for group in 0..<row.groups {
-                                gemm(row.n * batch, aBase + group * row.m * row.k, bBase + group * row.k * row.n * batch,
-                                     cBase + group * row.m * row.n * batch)
+                                gemm(row.n * batchSize, aBase + group * row.m * row.k, bBase + group * row.k * row.n * batchSize,
+                                     cBase + group * row.m * row.n * batchSize)
                             }
                         }
                     }

@@ -93,6 +93,9 @@ public struct QuantizationRecipe: Sendable, Equatable, Codable {
             throw WhittleError(.invalidArgument, "bit override '\(target)'", "must be in 4...16, got \(bits)")
         }
         guard batchSize >= 1 else { throw WhittleError(.invalidArgument, "batch size", "must be at least 1, got \(batchSize)") }
+        guard biasCorrectionSamples >= 1 else {
+            throw WhittleError(.invalidArgument, "bias-correction samples", "must be at least 1, got \(biasCorrectionSamples)")
+        }
         if let both = float16.intersection(disabled).sorted().first {
             throw WhittleError(.invalidArgument, "'\(both)'", "is asked to stay float and to be float16; choose one")
         }

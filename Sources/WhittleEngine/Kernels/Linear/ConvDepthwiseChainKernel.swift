@@ -120,9 +120,7 @@ struct LinearConvDepthwiseChainKernel: Kernel {
         let maxInputRows = min(span, win.inH)
         stripFloats = channels * maxInputRows * win.inW
         let pw = producer.window
-        let producerPointwise = pw.kH == 1 && pw.kW == 1 && pw.strideH == 1 && pw.strideW == 1
-            && pw.padTop == 0 && pw.padLeft == 0 && pw.padBottom == 0 && pw.padRight == 0
-        columnFloats = producerPointwise ? 0 : producer.inChannels * pw.kH * pw.kW * maxInputRows * win.inW
+        columnFloats = self.producer.pointwise ? 0 : producer.inChannels * pw.kH * pw.kW * maxInputRows * win.inW
         phaseFloats = win.strideH * win.strideW * phaseStride
     }
 

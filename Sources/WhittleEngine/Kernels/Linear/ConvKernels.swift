@@ -106,9 +106,9 @@ enum LinearConv {
 
         /// `cacheFloats` and `minimumBlockWidth` size the column blocks (tests shrink them to
         /// make blocks that start and end inside output rows). `threads` defaults to the
-        /// machine's cores, not the current engine thread setting: the blocking (and so every
-        /// GEMM's shape and every float result) is the same under any `--threads` or any
-        /// temporary `EngineThreads.set`; running with fewer threads takes the same tasks in turn.
+        /// machine's cores, not the current engine thread setting: the blocking (every GEMM's
+        /// shape) is the same under any `--threads` or any temporary `EngineThreads.set`;
+        /// running with fewer threads takes the same tasks in turn.
         init(layout: Layout, activation: FusedActivation, quantizer: FusedQuantizer? = nil, columnRanges: LinearTable<Int>,
              threads: Int = ProcessInfoCores.active, cacheFloats: Int = GemmKernel.taskCacheFloats,
              minimumBlockWidth: Int = 256) {
