@@ -261,10 +261,4 @@ func clipBounds(_ node: Node, in graph: Graph, producers: [String: Int]) -> (low
 }
 
 /// Removes initializers no node, input or output refers to any more.
-func droppingUnusedInitializers(_ graph: Graph) -> Graph {
-    var result = graph
-    var used = Set(result.outputs.map(\.name)).union(result.inputs.map(\.name))
-    for node in result.nodes { used.formUnion(node.inputs) }
-    result.initializers = result.initializers.filter { used.contains($0.key) }
-    return result
-}
+func droppingUnusedInitializers(_ graph: Graph) -> Graph { graph.droppingUnusedInitializers() }
