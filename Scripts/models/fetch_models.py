@@ -51,6 +51,8 @@ N_CLS_EVAL, N_CLS_CALIB = 200, 128
 # resolve a 2-point bar (one line is 0.5 points, one crop 1.6). Their own seeds, so adding
 # them changes none of the sets above.
 N_PHOTO_TEST, N_REC_TEST = 256, 1000           # 8 photos x 32; 1000 lines
+# AdaRound's calibration set at the size AIMET advises (500-1000 images); W4A8 needs it.
+N_PHOTO_CALIB_LARGE = 512                      # 8 photos x 64
 REC_H, REC_W, CLS_H, CLS_W = 48, 320, 48, 192
 
 T0 = time.time()
@@ -352,14 +354,18 @@ def step_ppocr(cache, wheels):
 def step_test_sets(cache, wheels):
     """photos-test.npz (256 random crops, 32 per photo) and ppocr-rec-test.npz/.json (1000
     rendered lines), made with their own seeds after every other set; nothing is tuned on
-    them. The recognizer lines start half-way through the corpus, with their own fonts, sizes
+    them. Also photos-calib-large.npz (512 crops), a calibration set of the size AIMET
+    advises for AdaRound. The recognizer lines start half-way through the corpus, with their own fonts, sizes
     and line breaks (the corpus is small, so some texts also occur in the other sets; no set's
     labels are used by calibration)."""
     import photo_data
+    n = len(photo_data.PHOTOS)
     if not have(cache, "photos-test.npz"):
-        n = len(photo_data.PHOTOS)
         x, src = photo_data.crops(N_PHOTO_TEST // n, SEED + 11, include_centre=False)
         write_npz(os.path.join(cache, "photos-test.npz"), x=x, source=src)
+    if not have(cache, "photos-calib-large.npz"):
+        x, src = photo_data.crops(N_PHOTO_CALIB_LARGE // n, SEED + 13, include_centre=False)
+        write_npz(os.path.join(cache, "photos-calib-large.npz"), x=x, source=src)
     if have(cache, "ppocr-rec-test.npz", "ppocr-rec-test.json"):
         return
     import text_data
