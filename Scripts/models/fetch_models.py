@@ -354,10 +354,10 @@ def step_ppocr(cache, wheels):
 def step_test_sets(cache, wheels):
     """photos-test.npz (256 random crops, 32 per photo) and ppocr-rec-test.npz/.json (1000
     rendered lines), made with their own seeds after every other set; nothing is tuned on
-    them. Also photos-calib-large.npz (512 crops), a calibration set of the size AIMET
-    advises for AdaRound. The recognizer lines start half-way through the corpus, with their own fonts, sizes
-    and line breaks (the corpus is small, so some texts also occur in the other sets; no set's
-    labels are used by calibration)."""
+    them. The recognizer lines start half-way through the corpus, with their own fonts,
+    sizes and line breaks (the corpus is small, so some texts also occur in the other sets;
+    calibration uses no labels). Also photos-calib-large.npz (512 crops), a calibration set
+    of the size AIMET advises for AdaRound."""
     import photo_data
     n = len(photo_data.PHOTOS)
     if not have(cache, "photos-test.npz"):

@@ -70,8 +70,8 @@ struct BatchNormForwardFoldingTests {
         #expect(F.relativeError(try F.run(graph, x), try F.run(folded, x)) < 1e-5)
     }
 
-    @Test func bothDirectionsInOneGraphKeepOutputNames() throws {
-        // x -> bn0 -> conv1 (1x1) -> bn1 -> relu -> conv2 (3x3 pad 1) -> bn2 ; bn0 forward, bn1/bn2 backward.
+    /// x -> bn0 -> conv1 (1x1) -> bn1 -> relu -> conv2 (3x3 pad 1) -> bn2.
+    static func bothDirectionsGraph() -> Graph {
         var graph = F.graph(input: [3, 6, 6], output: "bn2")
         let bn0 = F.batchNorm(&graph, "bn0", "x", channels: 3, seed: 1)
         let c1 = F.conv(&graph, "conv1", bn0, in: 3, out: 4, kernel: 1, bias: false, seed: 2)
@@ -79,6 +79,12 @@ struct BatchNormForwardFoldingTests {
         let r = F.unary(&graph, "Relu", "relu", b1)
         let c2 = F.conv(&graph, "conv2", r, in: 4, out: 5, kernel: 3, pad: 1, seed: 4)
         F.batchNorm(&graph, "bn2", c2, channels: 5, seed: 5)
+        return graph
+    }
+
+    @Test func bothDirectionsInOneGraphKeepOutputNames() throws {
+        // bn0 folds forward, bn1/bn2 backward.
+        let graph = Self.bothDirectionsGraph()
         let (folded, report) = try BatchNormFoldingPass.apply(graph)
         #expect(Set(report.backward.map(\.batchNorm)) == ["bn1", "bn2"])
         #expect(report.forward.map(\.batchNorm) == ["bn0"])
@@ -89,15 +95,8 @@ struct BatchNormForwardFoldingTests {
     }
 
     @Test func quantizationPipelineFoldsBothDirections() throws {
-        // x -> bn0 -> conv1 (1x1) -> bn1 -> relu -> conv2 (3x3 pad 1) -> bn2: `whittle quantize`
-        // must fold bn0 forward as well as bn1/bn2 backward, and keep the float function.
-        var graph = F.graph(input: [3, 6, 6], output: "bn2")
-        let bn0 = F.batchNorm(&graph, "bn0", "x", channels: 3, seed: 1)
-        let c1 = F.conv(&graph, "conv1", bn0, in: 3, out: 4, kernel: 1, bias: false, seed: 2)
-        let b1 = F.batchNorm(&graph, "bn1", c1, channels: 4, seed: 3)
-        let r = F.unary(&graph, "Relu", "relu", b1)
-        let c2 = F.conv(&graph, "conv2", r, in: 4, out: 5, kernel: 3, pad: 1, seed: 4)
-        F.batchNorm(&graph, "bn2", c2, channels: 5, seed: 5)
+        // `whittle quantize` must fold bn0 forward as well as bn1/bn2 backward, and keep the float function.
+        let graph = Self.bothDirectionsGraph()
         let x = F.tensor([8, 3, 6, 6], seed: 8)
         let (model, report) = try PostTrainingQuantization.run(graph: graph, recipe: QuantizationRecipe(), calibration: ["x": x])
         #expect(report.foldedBatchNorms == 3)

@@ -140,8 +140,7 @@ public enum BatchNormFoldingPass {
             folds.append(BatchNormFoldReport.Pair(layer: layer.node.name, batchNorm: bn.name))
         }
         guard !removed.isEmpty else { return (graph, [], skipped) }
-        result.nodes = result.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        return (droppingUnusedInitializers(result), folds, skipped)
+        return (result.removingNodes(at: removed), folds, skipped)
     }
 
     /// `s = γ/√(σ² + ε)` and `t = β − μ·s` of an inference BatchNormalization.

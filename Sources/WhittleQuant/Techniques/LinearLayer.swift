@@ -259,6 +259,3 @@ func clipBounds(_ node: Node, in graph: Graph, producers: [String: Int]) -> (low
     guard let low = bound(1, -Float.infinity), let high = bound(2, Float.infinity) else { return nil }
     return (low, high)
 }
-
-/// Removes initializers no node, input or output refers to any more.
-func droppingUnusedInitializers(_ graph: Graph) -> Graph { graph.droppingUnusedInitializers() }
