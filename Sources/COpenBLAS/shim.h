@@ -18,6 +18,9 @@ void sgels_(const char *trans, const int *m, const int *n, const int *nrhs, floa
 // Symmetric eigen-decomposition (used for small dense problems).
 void ssyev_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda,
             float *w, float *work, const int *lwork, int *info);
+// Symmetric eigen-decomposition, divide and conquer (faster for large matrices).
+void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda,
+             float *w, float *work, const int *lwork, int *iwork, const int *liwork, int *info);
 // Cholesky factorisation of a symmetric positive definite matrix, and the solve with it
 // (double precision: used on normal equations, whose condition number is squared).
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);

@@ -188,33 +188,6 @@ AVX2 static inline void store_row_part(float *target, __m256 a, long left, const
     for (long i = 0; i < left; i++) target[i] = buffer[i];
 }
 
-/// One row of up to `columns` outputs for any number of taps: 16 columns per step with the
-/// tap weights broadcast once per step, then 8 at a time (the last step stored by `store_row_part`).
-AVX2 static void depthwise_row_avx2(const float *row, const long *offsets, long taps, const float *weights,
-                                    __m256 vbias, __m256 vlow, __m256 vhigh, long columns, float *target,
-                                    const float *limit) {
-    long ox = 0;
-    for (; ox + 16 <= columns; ox += 16) {
-        __m256 a = vbias, b = vbias;
-        for (long t = 0; t < taps; t++) {
-            const float *s = row + offsets[t] + ox;
-            __m256 w = _mm256_broadcast_ss(weights + t);
-            a = _mm256_fmadd_ps(w, _mm256_loadu_ps(s), a);
-            b = _mm256_fmadd_ps(w, _mm256_loadu_ps(s + 8), b);
-        }
-        _mm256_storeu_ps(target + ox, _mm256_min_ps(vhigh, _mm256_max_ps(vlow, a)));
-        _mm256_storeu_ps(target + ox + 8, _mm256_min_ps(vhigh, _mm256_max_ps(vlow, b)));
-    }
-    for (; ox < columns; ox += 8) {
-        __m256 a = vbias;
-        for (long t = 0; t < taps; t++) {
-            a = _mm256_fmadd_ps(_mm256_broadcast_ss(weights + t), _mm256_loadu_ps(row + offsets[t] + ox), a);
-        }
-        a = _mm256_min_ps(vhigh, _mm256_max_ps(vlow, a));
-        store_row_part(target + ox, a, columns - ox, limit);
-    }
-}
-
 /// 3x3 (nine taps) with the weights held in registers.
 AVX2 static void depthwise_rows9_avx2(const float *in, const long *o, const float *weights,
                                      __m256 vbias, __m256 vlow, __m256 vhigh, long rows, long columns, long pitch,
@@ -245,23 +218,25 @@ AVX2 static void depthwise_rows9_avx2(const float *in, const long *o, const floa
     }
 }
 
-/// Any number of taps, four output rows at a time: a tile of 4 rows x `V` vectors of 8
-/// columns keeps 4V independent accumulators, so the FMA chains (one per tap) overlap instead
-/// of waiting on each other, and each broadcast weight serves 4V FMAs. Rows left over go
-/// through `depthwise_row_avx2`.
-#define DEPTHWISE_TILE(V)                                                                          \
+/// Any number of taps, a tile of `R` output rows x `V` vectors of 8 columns at a time: the
+/// tile keeps R·V independent accumulators, so the FMA chains (one per tap, each FMA waiting
+/// on the previous one of its chain) overlap instead of stalling, and each broadcast weight
+/// serves R·V FMAs. Tiles run with up to 8 accumulators (8 rows of one vector, or 4 rows of
+/// two); the rows left at the bottom go through a shorter tile of the same width, never one
+/// row at a time (a single chain of 25 FMAs for a 5x5 kernel would take 25 FMA latencies).
+#define DEPTHWISE_TILE_BODY(R, V)                                                                  \
     do {                                                                                           \
-        __m256 acc[4][V];                                                                          \
-        for (int r = 0; r < 4; r++)                                                                \
+        __m256 acc[R][V];                                                                          \
+        for (int r = 0; r < R; r++)                                                                \
             for (int v = 0; v < V; v++) acc[r][v] = vbias;                                         \
         for (long t = 0; t < taps; t++) {                                                          \
             const __m256 w = _mm256_broadcast_ss(weights + t);                                     \
             const float *s = in + offsets[t] + oy * pitch + ox;                                    \
-            for (int r = 0; r < 4; r++)                                                            \
+            for (int r = 0; r < R; r++)                                                            \
                 for (int v = 0; v < V; v++)                                                        \
                     acc[r][v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(s + r * pitch + 8 * v), acc[r][v]); \
         }                                                                                          \
-        for (int r = 0; r < 4; r++) {                                                              \
+        for (int r = 0; r < R; r++) {                                                              \
             float *target = out + (oy + r) * columns + ox;                                         \
             for (int v = 0; v < V; v++) {                                                          \
                 __m256 a = _mm256_min_ps(vhigh, _mm256_max_ps(vlow, acc[r][v]));                   \
@@ -270,22 +245,56 @@ AVX2 static void depthwise_rows9_avx2(const float *in, const long *o, const floa
         }                                                                                          \
     } while (0)
 
+#define DEPTHWISE_TILE_FUNCTION(R, V)                                                              \
+    AVX2 static void depthwise_tile_##R##x##V(const float *in, const long *offsets, long taps,      \
+                                            const float *weights, __m256 vbias, __m256 vlow,        \
+                                            __m256 vhigh, long oy, long ox, long columns, long pitch, \
+                                            float *out, const float *tile_limit) {                 \
+        DEPTHWISE_TILE_BODY(R, V);                                                                 \
+    }
+
+DEPTHWISE_TILE_FUNCTION(1, 1)
+DEPTHWISE_TILE_FUNCTION(2, 1)
+DEPTHWISE_TILE_FUNCTION(3, 1)
+DEPTHWISE_TILE_FUNCTION(4, 1)
+DEPTHWISE_TILE_FUNCTION(5, 1)
+DEPTHWISE_TILE_FUNCTION(6, 1)
+DEPTHWISE_TILE_FUNCTION(7, 1)
+DEPTHWISE_TILE_FUNCTION(8, 1)
+DEPTHWISE_TILE_FUNCTION(1, 2)
+DEPTHWISE_TILE_FUNCTION(2, 2)
+DEPTHWISE_TILE_FUNCTION(3, 2)
+DEPTHWISE_TILE_FUNCTION(4, 2)
+
+typedef void (*depthwise_tile_fn)(const float *, const long *, long, const float *, __m256, __m256, __m256, long, long,
+                                  long, long, float *, const float *);
+
 AVX2 static void depthwise_rows_tiled_avx2(const float *in, const long *offsets, long taps, const float *weights,
                                            __m256 vbias, __m256 vlow, __m256 vhigh, long rows, long columns,
                                            long pitch, float *out) {
-    const float *limit = out + rows * columns;
+    static const depthwise_tile_fn narrow[9] = {0, depthwise_tile_1x1, depthwise_tile_2x1, depthwise_tile_3x1,
+                                                depthwise_tile_4x1, depthwise_tile_5x1, depthwise_tile_6x1,
+                                                depthwise_tile_7x1, depthwise_tile_8x1};
+    static const depthwise_tile_fn wide[5] = {0, depthwise_tile_1x2, depthwise_tile_2x2, depthwise_tile_3x2,
+                                              depthwise_tile_4x2};
     // Tiles store row by row, so a row's extra lanes may only spill onto the next row when a
     // tile spans whole rows (one column step); otherwise that row's head is already written.
+    const float *limit = out + rows * columns;
     const float *tile_limit = columns <= 16 ? limit : out;
-    long oy = 0;
-    for (; oy + 4 <= rows; oy += 4) {
+    // Rows of a band: 8 when one vector covers the row, else 4 (two vectors per row).
+    const long band = columns <= 8 ? 8 : 4;
+    for (long oy = 0; oy < rows;) {
+        const long height = rows - oy < band ? rows - oy : band;
         long ox = 0;
-        for (; columns - ox > 8; ox += 16) DEPTHWISE_TILE(2);
-        if (ox < columns) DEPTHWISE_TILE(1);
-    }
-    for (; oy < rows; oy++) {
-        depthwise_row_avx2(in + oy * pitch, offsets, taps, weights, vbias, vlow, vhigh, columns, out + oy * columns,
-                           limit);
+        for (; columns - ox > 8; ox += 16) {
+            const long tall = height < 4 ? height : 4;
+            for (long r = 0; r < height; r += tall) {
+                const long h = height - r < tall ? height - r : tall;
+                wide[h](in, offsets, taps, weights, vbias, vlow, vhigh, oy + r, ox, columns, pitch, out, tile_limit);
+            }
+        }
+        if (ox < columns) narrow[height](in, offsets, taps, weights, vbias, vlow, vhigh, oy, ox, columns, pitch, out, tile_limit);
+        oy += height;
     }
 }
 
@@ -339,6 +348,19 @@ AVX2 static void fake_quantize_avx2(const float *source, float *destination, lon
         _mm256_storeu_ps(destination + i, _mm256_mul_ps(a, vscale));
     }
     if (i < count) fake_quantize_generic(source + i, destination + i, count - i, scale, low, high);
+}
+
+AVX2 static void fill_avx2(float *values, long count, float value) {
+    const __m256 v = _mm256_set1_ps(value);
+    long i = 0;
+    for (; i + 32 <= count; i += 32) {
+        _mm256_storeu_ps(values + i, v);
+        _mm256_storeu_ps(values + i + 8, v);
+        _mm256_storeu_ps(values + i + 16, v);
+        _mm256_storeu_ps(values + i + 24, v);
+    }
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(values + i, v);
+    for (; i < count; i++) values[i] = value;
 }
 
 AVX2 static void bias_clamp_avx2(float *values, long count, float bias, float low, float high) {
@@ -540,6 +562,16 @@ void whittle_bias_clamp(float *values, long count, float bias, float low, float 
     bias_clamp_generic(values, count, bias, low, high);
 }
 
+void whittle_fill(float *values, long count, float value) {
+#ifdef WHITTLE_X86
+    if (use_avx2) {
+        fill_avx2(values, count, value);
+        return;
+    }
+#endif
+    for (long i = 0; i < count; i++) values[i] = value;
+}
+
 void whittle_copy_bias_clamp(const float *source, float *destination, long count, float bias, float low, float high) {
 #ifdef WHITTLE_X86
     if (use_avx2) {
@@ -591,6 +623,14 @@ void whittle_im2col_tap(const float *source, long inH, long inW, long outH, long
 void whittle_im2col_tap_images(const float *source, long sourceStride, long images, long inH, long inW, long outH,
                                long outW, long strideH, long strideW, long y0, long x0, long lo, long hi,
                                float *out, long outStride) {
+    if (strideH == 1 && strideW == 1 && y0 == 0 && x0 == 0 && lo == 0 && hi == outW && inW == outW && outH <= inH) {
+        // Unpadded, unit-stride tap (every tap of a 1x1 convolution): each image's rows are
+        // one contiguous run, copied whole instead of row by row.
+        for (long image = 0; image < images; image++) {
+            memcpy(out + image * outStride, source + image * sourceStride, (size_t)(outH * outW) * sizeof(float));
+        }
+        return;
+    }
     for (long image = 0; image < images; image++) {
         im2col_tap(source + image * sourceStride, inH, inW, outH, outW, strideH, strideW, y0, x0, lo, hi,
                            out + image * outStride);

@@ -48,9 +48,15 @@ struct SVDWhitening: Sendable {
             dim = count
             positions = 1
         }
-        let run = try Reconstruction.prefixRun(graph, to: source, inputs: inputs, activations: activations)
-        let runner = try BatchRunner(graph: run.graph, batchSize: batchSize)
-        let images = try runner.validate(inputs: run.inputs)
+        // The images' values of `source`: read straight from the reference activations when
+        // the compression left them unchanged, else computed by running the prefix.
+        let stored = try activations?.unchangedValues(of: source, in: graph)
+        let run = stored == nil ? try Reconstruction.prefixRun(graph, to: source, inputs: inputs, activations: activations) : nil
+        let runner = try run.map { try BatchRunner(graph: $0.graph, batchSize: batchSize) }
+        let images: Int
+        if let stored { images = stored.rank >= 1 ? stored.shape[0] : 0 }
+        else if let runner, let run { images = try runner.validate(inputs: run.inputs) }
+        else { images = 0 }
         guard images > 0, dim > 0, positions > 0 else {
             throw WhittleError(.invalidData, "reconstruction data", "holds no samples")
         }
@@ -60,12 +66,13 @@ struct SVDWhitening: Sendable {
         let rows = images * perImage
         var x = [Float](repeating: 0, count: rows * dim)
         var row = 0
-        try runner.forEachBatch(inputs: run.inputs, shouldStop: { job.isCancelled }) { batch, plan in
-            guard let buffer = plan.outputBuffer(source), let info = plan.info(source) else {
-                throw WhittleError(.invalidModel, "tensor '\(source)'", "not readable during SVD whitening")
+        // Samples `perImage` patches of each of `count` consecutive images of `buffer`.
+        func sample(_ buffer: UnsafeBufferPointer<Float>, images count: Int) throws {
+            guard count > 0, buffer.count % count == 0 else {
+                throw WhittleError(.invalidModel, "tensor '\(source)'", "has no batch dimension to sample for SVD whitening")
             }
-            let perSample = info.count / max(1, batch.count)
-            for offset in 0..<batch.count {
+            let perSample = buffer.count / count
+            for offset in 0..<count {
                 let base = offset * perSample
                 for slot in 0..<perImage {
                     pool.swapAt(slot, slot + Int(random.next() % UInt64(positions - slot)))
@@ -93,13 +100,23 @@ struct SVDWhitening: Sendable {
                 }
             }
         }
+        if let stored {
+            try stored.floats.withUnsafeBufferPointer { try sample($0, images: images) }
+        } else if let runner, let run {
+            try runner.forEachBatch(inputs: run.inputs, shouldStop: { job.isCancelled }) { batch, plan in
+                guard let buffer = plan.outputBuffer(source), let info = plan.info(source), info.count <= buffer.count else {
+                    throw WhittleError(.invalidModel, "tensor '\(source)'", "not readable during SVD whitening")
+                }
+                try sample(UnsafeBufferPointer(rebasing: buffer[0..<info.count]), images: batch.count)
+            }
+        }
         try job.checkCancellation("SVD whitening")
         // G = XᵀX / rows.
         var gram = [Float](repeating: 0, count: dim * dim)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(dim), Int32(dim), Int32(rows),
                     1 / Float(max(1, rows)), x, Int32(dim), x, Int32(dim), 0, &gram, Int32(dim))
-        // G is symmetric positive semi-definite: its SVD is its eigendecomposition, U = V.
-        let (u, e, _) = try LinearAlgebra.svd(gram, rows: dim, cols: dim)
+        // G is symmetric positive semi-definite: G = U diag(e) Uᵀ (`ssyevd_`, eigenvalues descending).
+        let (u, e) = try LinearAlgebra.symmetricEigen(gram, dimension: dim)
         let mean = e.reduce(0.0) { $0 + Double($1) } / Double(dim)
         let lift = Float(ridge * max(mean, 1e-12))
         var forward = [Float](repeating: 0, count: dim * dim)

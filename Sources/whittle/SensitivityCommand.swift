@@ -33,8 +33,8 @@ struct SelectionOptions: ParsableArguments {
     @Flag(name: .long, help: "Neither read nor write the score cache.")
     var noCache = false
 
-    @Option(name: .long, help: "Samples per evaluation batch.")
-    var batch = 32
+    @Option(name: .long, help: "Samples per evaluation and reconstruction batch.")
+    var batch = 16
 
     @Option(name: .long, help: "Data .npz for least-squares reconstruction and SVD whitening (default: the evaluation data).")
     var calibrationData: String?
@@ -172,8 +172,9 @@ func printTable(_ table: ScoreTable, metric: CompressionScore) {
     }
     for layer in table.ineligible { print("  skipped \(layer.layer) (\(layer.opType)): \(layer.reason ?? "not eligible")") }
     let stats = table.statistics
-    print(String(format: "%d evaluations (%.1f s, %.3f s each, %.0f%% of whole-model MACs run), %d from cache, %.1f s compressing, %.1f s total",
-                 stats.evaluations, stats.evaluationSeconds,
+    let shared = (stats.sharedEvaluations ?? 0) > 0 ? String(format: " (%d shared with an identical variant)", stats.sharedEvaluations ?? 0) : ""
+    print(String(format: "%d evaluations%@ (%.1f s, %.3f s each, %.0f%% of whole-model MACs run), %d from cache, %.1f s compressing, %.1f s total",
+                 stats.evaluations, shared, stats.evaluationSeconds,
                  stats.evaluations > 0 ? stats.evaluationSeconds / Double(stats.evaluations) : 0,
                  stats.macShareRun * 100, stats.cacheHits, stats.compressionSeconds, stats.seconds))
     if let phases = stats.phaseSeconds, !phases.isEmpty {

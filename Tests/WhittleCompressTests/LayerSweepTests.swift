@@ -139,6 +139,55 @@ struct LayerSweepTests {
         }
     }
 
+    @Test("two ratios giving the same rank run once and share the score")
+    func identicalVariantsShareOneRun() throws {
+        let graph = try Fixture.model("digits-mobilenet")
+        let calibration = try Fixture.data("digits-calib", first: 32).inputs
+        let evaluation = try Fixture.data("digits-test", first: 16).inputs
+        // The largest layer, where 0.3 and 0.6 give different ranks (the 3-channel stem's do not).
+        let layer = try #require(try Compressor.eligibility(of: graph, technique: .spatialSVD).filter(\.eligible).max { $0.macs < $1.macs })
+        let sweep = try Compressor.sweep(graph, layer: layer.layer, technique: .spatialSVD, ratios: [0.3, 0.6, 0.3],
+                                         options: CompressionOptions(reconstructionInputs: calibration, batchSize: 16), job: .silent)
+        #expect(sweep.variants[0].weights == sweep.variants[2].weights)
+        #expect(sweep.variants[0].kept < sweep.variants[1].kept)
+        let evaluator = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        let scores = try evaluator.evaluate(sweep)
+        #expect(scores[2] == scores[0])
+        #expect(evaluator.evaluations == 3)
+        #expect(evaluator.sharedEvaluations == 1)
+        // The shared score is the one its own run gives.
+        let alone = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16).evaluate(sweep.variants[2].graph)
+        #expect(alone.agreement == scores[2].agreement)
+        #expect(abs(alone.sqnr - scores[2].sqnr) < 0.01)
+    }
+
+    @Test("a score table built with the next layer compressed in the background equals the one built in turn")
+    func pipelinedScoreTable() throws {
+        let graph = try Fixture.model("digits-mobilenet")
+        let calibration = try Fixture.data("digits-calib", first: 32).inputs
+        let evaluation = try Fixture.data("digits-test", first: 24).inputs
+        let options = CompressionOptions(reconstructionInputs: calibration, batchSize: 16)
+        let builder = ScoreTableBuilder(technique: .spatialSVD, candidateCount: 4, options: options)
+        let inTurn = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        let pipelined = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        pipelined.parallelVariants = 2
+        let threads = EngineThreads.count
+        let one = try builder.build(evaluator: inTurn)
+        let two = try builder.build(evaluator: pipelined)
+        #expect(EngineThreads.count == threads)
+        #expect(one.layers.count >= 3)
+        #expect(one.layers.map(\.layer) == two.layers.map(\.layer))
+        #expect(two.statistics.phaseSeconds?["compression (overlapped), wall"] != nil)
+        for (a, b) in zip(one.layers, two.layers) {
+            #expect(a.entries.map(\.ratio) == b.entries.map(\.ratio))
+            #expect(a.entries.map(\.kept) == b.entries.map(\.kept))
+            for (x, y) in zip(a.entries, b.entries) {
+                #expect(x.scores.agreement == y.scores.agreement, "\(a.layer) at \(x.ratio)")
+                #expect(abs(x.scores.sqnr - y.scores.sqnr) < 0.01 || min(x.scores.sqnr, y.scores.sqnr) > 100)
+            }
+        }
+    }
+
     @Test("a ratio that keeps every channel leaves the model unchanged and scores the baseline")
     func unchangedVariant() throws {
         let graph = ResidualPruningTests.residualGraph()

@@ -51,6 +51,28 @@ struct SVDWhiteningTests {
         #expect(whitened < 0.15)
     }
 
+    @Test("the symmetric eigendecomposition rebuilds the matrix, descending, with the SVD's values")
+    func symmetricEigen() throws {
+        let n = 7
+        var x = Fixture.random([30, n], seed: 21).floats
+        for r in 0..<30 { x[r * n + 2] = 0; x[r * n + 5] *= 20 }     // a dead and a loud direction
+        var gram = [Float](repeating: 0, count: n * n)
+        for r in 0..<30 { for i in 0..<n { for j in 0..<n { gram[i * n + j] += x[r * n + i] * x[r * n + j] / 30 } } }
+        let (u, e) = try LinearAlgebra.symmetricEigen(gram, dimension: n)
+        #expect(zip(e, e.dropFirst()).allSatisfy { $0 >= $1 })
+        let (_, s, _) = try LinearAlgebra.svd(gram, rows: n, cols: n)
+        for (value, singular) in zip(e, s) { #expect(abs(value - singular) <= 1e-3 * max(1, s[0])) }
+        for i in 0..<n {
+            for j in 0..<n {
+                let rebuilt = (0..<n).reduce(Float(0)) { $0 + u[i * n + $1] * e[$1] * u[j * n + $1] }
+                #expect(abs(rebuilt - gram[i * n + j]) <= 1e-3 * max(1, s[0]))
+                let dot = (0..<n).reduce(Float(0)) { $0 + u[$1 * n + i] * u[$1 * n + j] }
+                #expect(abs(dot - (i == j ? 1 : 0)) < 1e-4)
+            }
+        }
+        #expect(throws: WhittleError.self) { try LinearAlgebra.symmetricEigen([1, 2, 3], dimension: 2) }
+    }
+
     @Test("whitened factors multiply back to the matrix at full rank")
     func fullRankWhitened() throws {
         let rows = 6, cols = 5

@@ -32,8 +32,10 @@ import Testing
     @Test(arguments: [(3, 3), (5, 5), (1, 1), (2, 3), (7, 1)])
     func depthwiseRowsMatchReference(kernel: (Int, Int)) {
         var random = Random(state: UInt64(kernel.0 * 10 + kernel.1))
-        for columns in [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 56] {
-            let rows = 3, pitch = columns + kernel.1 - 1
+        // Every tile height (1-8 rows of one vector, 1-4 rows of two) and band remainder.
+        let shapes = [1, 2, 3, 4, 5, 7, 8, 9, 14].flatMap { rows in [1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 56].map { (rows, $0) } }
+        for (rows, columns) in shapes {
+            let pitch = columns + kernel.1 - 1
             let offsets = (0..<(kernel.0 * kernel.1)).map { ($0 / kernel.1) * pitch + $0 % kernel.1 }
             let count = (rows + kernel.0 - 1) * pitch + 16
             let input = (0..<count).map { _ in random.next() }
@@ -46,7 +48,7 @@ import Testing
                 whittle_depthwise_rows(input, offsets, offsets.count, weights, 0.25, low, high, rows, columns, pitch, &output)
                 #expect(output[rows * columns] == -99, "wrote past the output at width \(columns)")
                 let worst = zip(output, expected).map { abs($0 - $1) }.max() ?? 0
-                #expect(worst <= 1e-5, "kernel \(kernel) width \(columns) clamp [\(low), \(high)]: error \(worst)")
+                #expect(worst <= 1e-5, "kernel \(kernel) \(rows) rows width \(columns) clamp [\(low), \(high)]: error \(worst)")
             }
         }
     }

@@ -17,6 +17,9 @@ void whittle_depthwise_rows(const float *in, const long *offsets, long taps, con
 
 /// `values[i] = clamp(values[i] + bias, low, high)` for `i < count`.
 void whittle_bias_clamp(float *values, long count, float bias, float low, float high);
+/// `values[i] = value` for i < count (a GEMM's output prefilled with its bias), 32 bytes per
+/// store where the CPU has AVX2.
+void whittle_fill(float *values, long count, float value);
 
 /// `destination[i] = clamp(source[i] + bias, low, high)` for `i < count`.
 void whittle_copy_bias_clamp(const float *source, float *destination, long count, float bias, float low, float high);

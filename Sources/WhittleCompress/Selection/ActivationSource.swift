@@ -39,6 +39,15 @@ public final class ActivationSource: @unchecked Sendable {
         return try store.tensors([tensor])[tensor]
     }
 
+    /// The reference graph's values of `tensor` when `candidate` computes it exactly as the
+    /// reference does (nothing it depends on changed), else nil.
+    func unchangedValues(of tensor: String, in candidate: Graph) throws -> Tensor? {
+        guard batchMajor.contains(tensor) else { return nil }
+        guard case .unchanged = GraphCut.suffix(of: candidate.prefix(computing: tensor), against: graph, output: tensor,
+                                                analysis: analysis, batchMajor: batchMajor) else { return nil }
+        return try store.tensors([tensor])[tensor]
+    }
+
     /// What to run to get `tensor` of `candidate` over the source's inputs: either the changed
     /// part of `candidate` up to `tensor` with the reference activations it reads, or (when
     /// nothing it depends on changed) an Identity over the reference's own tensor. Nil when

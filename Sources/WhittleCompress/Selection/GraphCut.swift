@@ -179,7 +179,8 @@ final class ActivationStore {
                                      options: CompileOptions(preservedTensors: Set(names)))
         let sourceValues = known.filter { sources.contains($0.key) }
         let samples = try runner.validate(inputs: sourceValues)
-        // Each batch's outputs go straight to their place in one array per tensor.
+        // Each batch's outputs go straight to their place in one array per tensor (the batches
+        // cover every sample, so the arrays are not zeroed first).
         var values: [String: [Float]] = [:]
         var shapes: [String: [Int]] = [:]
         try runner.forEachBatch(inputs: sourceValues) { batch, plan in
@@ -190,7 +191,7 @@ final class ActivationStore {
                 }
                 let perSample = info.count / max(1, batch.count)
                 if values[name] == nil {
-                    values[name] = [Float](repeating: 0, count: perSample * samples)
+                    values[name] = LargeFloatArray.unfilled(count: perSample * samples)
                     shapes[name] = [samples] + info.shape.dropFirst()
                 }
                 values[name]?.withUnsafeMutableBufferPointer { target in

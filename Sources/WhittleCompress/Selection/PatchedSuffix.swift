@@ -32,6 +32,9 @@ final class PatchedSuffix {
     private var plans: [Int: Plan] = [:]
     /// Which weight set each plan holds (plans are per batch size).
     private var loaded: [Int: Int] = [:]
+    /// Which batch's cut activations each plan's input buffers hold (the plan never writes
+    /// its inputs), so running several weight sets on one batch copies them once.
+    private var loadedBatch: [Int: Int] = [:]
     private var generation = 0
 
     /// The suffix of `template` (against `base`) that `output` depends on, with `patched`
@@ -148,14 +151,17 @@ final class PatchedSuffix {
             }
             loaded[samples.count] = key
         }
-        for name in cutTensors {
-            guard let buffer = plan.inputBuffer(name), let destination = buffer.baseAddress,
-                  let tensor = activations[name] else { continue }
-            let row = tensor.count / max(1, tensor.shape[0])
-            tensor.floats.withUnsafeBufferPointer { values in
-                guard let base = values.baseAddress else { return }
-                destination.update(from: base + samples.lowerBound * row, count: samples.count * row)
+        if loadedBatch[samples.count] != samples.lowerBound {
+            for name in cutTensors {
+                guard let buffer = plan.inputBuffer(name), let destination = buffer.baseAddress,
+                      let tensor = activations[name] else { continue }
+                let row = tensor.count / max(1, tensor.shape[0])
+                tensor.floats.withUnsafeBufferPointer { values in
+                    guard let base = values.baseAddress else { return }
+                    destination.update(from: base + samples.lowerBound * row, count: samples.count * row)
+                }
             }
+            loadedBatch[samples.count] = samples.lowerBound
         }
         let runStart = clock.now
         copySeconds += seconds(runStart - copyStart)

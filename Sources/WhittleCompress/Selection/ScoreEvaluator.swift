@@ -37,6 +37,9 @@ public final class ScoreEvaluator {
     /// Evaluations run so far, their total seconds, and the MACs they ran relative to as
     /// many whole-model runs.
     public private(set) var evaluations = 0
+    /// Evaluations of a sweep that took the score of an identical earlier variant instead of
+    /// running (counted in `evaluations` too).
+    public private(set) var sharedEvaluations = 0
     public private(set) var evaluationSeconds = 0.0
     public private(set) var macsRun = 0.0
     public private(set) var macsWhole = 0.0
@@ -166,7 +169,18 @@ public final class ScoreEvaluator {
     public func evaluate(_ sweep: LayerSweep, shouldStop: () -> Bool = { false },
                          progress: (Int) -> Void = { _ in }) throws -> [ScoreValues] {
         let clock = ContinuousClock()
-        let changed = sweep.variants.indices.filter { sweep.variants[$0].weights != nil }
+        // A variant whose weights equal an earlier one's (two ratios rounding to the same rank,
+        // e.g. a 3-channel stem) is the same model: it is run once and the score shared.
+        var changed: [Int] = []
+        var sameAs: [Int: Int] = [:]
+        for index in sweep.variants.indices {
+            guard let weights = sweep.variants[index].weights else { continue }
+            if let earlier = changed.first(where: { sweep.variants[$0].weights == weights }) {
+                sameAs[index] = earlier
+            } else {
+                changed.append(index)
+            }
+        }
         var suffixes: [PatchedSuffix] = []
         var setupSeconds = 0.0
         if suffixEvaluation, let template = sweep.template, !changed.isEmpty {
@@ -196,9 +210,12 @@ public final class ScoreEvaluator {
         let runStart = clock.now
         if let first = suffixes.first {
             // Work items: (variant, batch); a variant's batches may run on different workers,
-            // their sums are merged in batch order.
+            // their sums are merged in batch order. Concurrent workers take the items batch by
+            // batch, so each copies a batch's cut activations into its plan once for all variants.
             let batches = first.batches
-            let items = changed.flatMap { variant in batches.indices.map { (variant, $0) } }
+            let items = suffixes.count > 1
+                ? batches.indices.flatMap { batch in changed.map { ($0, batch) } }
+                : changed.flatMap { variant in batches.indices.map { (variant, $0) } }
             let partial: [Int: ScoreAccumulator]
             if suffixes.count > 1 {
                 partial = try VariantWorkers.run(Array(items.indices), workers: suffixes.count) { worker, item in
@@ -232,6 +249,9 @@ public final class ScoreEvaluator {
         for (index, variant) in sweep.variants.enumerated() {
             if variant.weights == nil {
                 scores.append(baseline)
+            } else if let earlier = sameAs[index] {
+                scores.append(scores[earlier])
+                sharedEvaluations += 1
             } else if let value = results[index] {
                 scores.append(value)
                 macsRun += suffixes.first?.macsPerSample ?? 0

@@ -47,6 +47,9 @@ public struct LayerScores: Sendable, Codable, Equatable {
 public struct ScoreTableStatistics: Sendable, Codable, Equatable {
     /// Evaluations run in this build, and entries taken from the cache instead.
     public var evaluations = 0
+    /// Of `evaluations`, those that took the score of an identical variant of the same layer
+    /// (two ratios giving the same rank) instead of running. Nil in tables written before.
+    public var sharedEvaluations: Int?
     public var cacheHits = 0
     /// Wall-clock seconds of the whole build, of the evaluations alone, and of compressing.
     public var seconds = 0.0
@@ -175,20 +178,25 @@ public struct ScoreTableBuilder: Sendable {
         let selected = eligibility.filter { $0.eligible && !ignore.contains($0.layer) }
         let cost = try evaluator.cost(of: graph)
 
-        let modelKey = Fingerprint.of(graph)
-        let setKey = Fingerprint.of(inputs: evaluator.inputs, labels: evaluator.labels)
-        let reconstructionKey = options.reconstructionInputs.map { Fingerprint.of(inputs: $0, labels: nil) } ?? "none"
+        // Cache keys (hashing the weights and both data sets: skipped when there is no cache).
+        let modelKey = cache == nil ? "" : Fingerprint.of(graph)
+        let setKey = cache == nil ? "" : Fingerprint.of(inputs: evaluator.inputs, labels: evaluator.labels)
+        let reconstructionKey = cache == nil ? "" : options.reconstructionInputs.map { Fingerprint.of(inputs: $0, labels: nil) } ?? "none"
         var stored = cache.map { $0.load(model: modelKey, evaluationSet: setKey, warn: warn) } ?? [:]
 
         var statistics = ScoreTableStatistics()
         let evaluationsBefore = evaluator.evaluations
+        let sharedBefore = evaluator.sharedEvaluations
         let secondsBefore = evaluator.evaluationSeconds
         let runBefore = evaluator.macsRun, wholeBefore = evaluator.macsWhole
         let total = selected.count * candidates.count
         var rows: [LayerScores] = []
         let phasesBefore = evaluator.phaseSeconds
         var phases: [String: Double] = [:]
-        for (layerIndex, layer) in selected.enumerated() {
+        // Ratios of each layer still to measure (the rest come from the cache).
+        var cachedEntries: [[ScoreEntry]] = []
+        var pendingRatios: [[Double]] = []
+        for layer in selected {
             var entries: [ScoreEntry] = []
             var pending: [Double] = []
             for ratio in candidates.reversed() {
@@ -201,20 +209,58 @@ public struct ScoreTableBuilder: Sendable {
                     pending.append(ratio)
                 }
             }
+            cachedEntries.append(entries)
+            pendingRatios.append(pending)
+        }
+        // With concurrent variant scoring (nothing else uses the engine, see
+        // `ScoreEvaluator.parallelVariants`), the next layer's sweep is compressed on its own
+        // thread while this layer's variants are scored, so the cores do not wait for
+        // compression (whitening, SVD, reconstruction) between layers. While both run, every
+        // thread runs its loops and BLAS single-threaded: the engine's thread count is 1 from
+        // the start of the background sweep to the end of the scoring, and back to what it was
+        // while the sweep runs alone (the first layer's, or one the scoring has to wait for).
+        let pipelined = evaluator.parallelVariants > 1 && backend.sweep != nil
+        let threadsBefore = EngineThreads.count
+        defer { EngineThreads.set(threadsBefore) }
+        let sweepLayer: @Sendable (Int) throws -> LayerSweep = { [backend, technique, options, selected, pendingRatios] index in
+            guard let sweep = backend.sweep else { throw WhittleError(.invalidArgument, "score table", "no sweep backend") }
+            do {
+                return try sweep(graph, selected[index].layer, technique, pendingRatios[index], options, job)
+            } catch let error as WhittleError {
+                throw error.within("scoring \(selected[index].layer)")
+            }
+        }
+        func sweepAhead(_ index: Int) -> BackgroundValue<(LayerSweep, Double)> {
+            BackgroundValue(name: "whittle sweep \(selected[index].layer)") {
+                let start = ContinuousClock.now
+                let result = try sweepLayer(index)
+                return (result, seconds(ContinuousClock.now - start))
+            }
+        }
+        var upcoming: (index: Int, value: BackgroundValue<(LayerSweep, Double)>)?
+        // An error (or cancellation) leaves no sweep running behind the caller.
+        defer { _ = try? upcoming?.value.wait() }
+        for (layerIndex, layer) in selected.enumerated() {
+            var entries = cachedEntries[layerIndex]
+            let pending = pendingRatios[layerIndex]
             let first = layerIndex * candidates.count + (candidates.count - pending.count)
             func report(_ done: Int, _ ratio: Double) {
                 job.report(phase: "scoring \(technique.rawValue)", completed: first + done, total: total,
                            detail: "layer \(layerIndex + 1) of \(selected.count): \(layer.layer) at \(String(format: "%.2f", ratio))")
             }
-            if let sweep = backend.sweep, !pending.isEmpty {
+            if backend.sweep != nil, !pending.isEmpty {
                 try job.checkCancellation("score table")
                 report(0, pending[0])
                 let compressStart = clock.now
                 let result: LayerSweep
-                do {
-                    result = try sweep(graph, layer.layer, technique, pending, options, job)
-                } catch let error as WhittleError {
-                    throw error.within("scoring \(layer.layer)")
+                if let ahead = upcoming, ahead.index == layerIndex {
+                    upcoming = nil
+                    let (value, compressing) = try ahead.value.wait()
+                    result = value
+                    phases["compression (overlapped), wall", default: 0] += compressing
+                    phases["compression wait", default: 0] += seconds(clock.now - compressStart)
+                } else {
+                    result = try sweepLayer(layerIndex)
                 }
                 for (phase, value) in result.seconds { phases[phase, default: 0] += value }
                 let costStart = clock.now
@@ -228,9 +274,15 @@ public struct ScoreTableBuilder: Sendable {
                 }
                 phases["cost of compressed graphs", default: 0] += seconds(clock.now - costStart)
                 statistics.compressionSeconds += seconds(clock.now - compressStart)
+                if pipelined, let next = selected.indices.dropFirst(layerIndex + 1).first(where: { !pendingRatios[$0].isEmpty }) {
+                    EngineThreads.set(1)
+                    upcoming = (next, sweepAhead(next))
+                }
                 let scores = try evaluator.evaluate(result, shouldStop: { job.isCancelled }) { index in
                     if index + 1 < result.variants.count { report(index + 1, result.variants[index + 1].ratio) }
                 }
+                // The sweep, if still running, has the cores to itself until the next scoring.
+                if pipelined { EngineThreads.set(threadsBefore) }
                 for (index, variant) in result.variants.enumerated() {
                     let entry = ScoreEntry(ratio: variant.ratio, scores: scores[index], macs: costs[index].totalMACs,
                                            parameters: costs[index].totalParameters, kept: variant.kept, original: variant.original)
@@ -276,6 +328,7 @@ public struct ScoreTableBuilder: Sendable {
         statistics.phaseSeconds = phases.isEmpty ? nil : phases
         job.report(phase: "scoring \(technique.rawValue)", completed: total, total: total, detail: nil)
         statistics.evaluations = evaluator.evaluations - evaluationsBefore
+        statistics.sharedEvaluations = evaluator.sharedEvaluations - sharedBefore
         statistics.evaluationSeconds = evaluator.evaluationSeconds - secondsBefore
         let whole = evaluator.macsWhole - wholeBefore
         statistics.macShareRun = whole > 0 ? (evaluator.macsRun - runBefore) / whole : 1
@@ -283,6 +336,32 @@ public struct ScoreTableBuilder: Sendable {
         return ScoreTable(technique: technique, candidates: candidates, baseline: evaluator.baseline,
                           modelMACs: cost.totalMACs, modelParameters: cost.totalParameters, layers: rows,
                           ineligible: eligibility.filter { !$0.eligible }, statistics: statistics)
+    }
+}
+
+/// A value computed on a thread of its own, collected later with `wait()`.
+final class BackgroundValue<Value: Sendable>: @unchecked Sendable {
+    typealias Body = @Sendable () throws -> Value
+    private let finished = DispatchSemaphore(value: 0)
+    // Written once by the thread before it signals `finished`, read only after a wait.
+    private var outcome: Result<Value, any Error>?
+
+    init(name: String, stackSize: Int = 16 << 20, _ body: @escaping Body) {
+        let thread = Thread { [self] in
+            outcome = Result { try body() }
+            finished.signal()
+        }
+        thread.name = name
+        thread.stackSize = stackSize
+        thread.start()
+    }
+
+    /// Blocks until the value is computed; rethrows the body's error. May be called again.
+    func wait() throws -> Value {
+        finished.wait()
+        finished.signal()
+        guard let outcome else { throw WhittleError(.invalidArgument, "background computation", "finished without a result") }
+        return try outcome.get()
     }
 }
 

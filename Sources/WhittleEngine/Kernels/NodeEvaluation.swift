@@ -29,7 +29,7 @@ extension OperatorRegistry {
         let outputBuffers = outputInfos.map { FloatStorage(count: $0.count) }
         let scratch = FloatStorage(count: kernel.scratchCount)
         defer {
-            (inputBuffers + outputBuffers + [scratch]).forEach { $0.pointer.deallocate() }
+            (inputBuffers + outputBuffers + [scratch]).forEach { $0.release() }
         }
         kernel.run(inputs: inputBuffers.map { UnsafePointer($0.pointer) },
                    outputs: outputBuffers.map(\.pointer),

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Options for compiling a plan.
 public struct CompileOptions: Sendable {
     /// Fuse a Relu/Clip into the Conv/Gemm/MatMul that feeds it when nothing else reads the
@@ -333,9 +337,9 @@ public final class Plan: @unchecked Sendable {
     }
 
     deinit {
-        arena.pointer.deallocate()
-        scratch.pointer.deallocate()
-        for buffer in ownedBuffers { buffer.pointer.deallocate() }
+        arena.release()
+        scratch.release()
+        for buffer in ownedBuffers { buffer.release() }
     }
 
     /// Shape of a model input as compiled.
@@ -395,25 +399,71 @@ public final class Plan: @unchecked Sendable {
 
 /// A run of floats the plan owns (or a slice of the arena): allocated zeroed, at least one
 /// element so the pointer is always valid.
+///
+/// Buffers of 2 MiB and more (activation arenas, scratch) get an anonymous mapping of their
+/// own, advised for transparent huge pages: the kernel hands the pages over already zeroed,
+/// and on first touch faults once per 2 MiB instead of once per 4 KiB. A score table
+/// compiles two suffix plans per layer (tens of MB each), so this is most of their setup cost.
 struct FloatStorage {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    /// The mapping behind a large buffer (nil: heap memory, or a view into another buffer).
+    private let mapping: UnsafeMutableRawBufferPointer?
+
+    static let hugePageBytes = 2 << 20
 
     init(pointer: UnsafeMutablePointer<Float>, count: Int) {
         self.pointer = pointer
         self.count = count
+        mapping = nil
     }
 
     /// Allocates `max(1, count)` floats, zeroed, then copies in up to `count` of `values`.
     init(count: Int, values: [Float] = []) {
         let capacity = max(1, count)
-        let storage = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
-        storage.initialize(repeating: 0, count: capacity)
+        if capacity * MemoryLayout<Float>.stride >= Self.hugePageBytes, let (start, region) = Self.mapZeroed(floats: capacity) {
+            pointer = start
+            mapping = region
+        } else {
+            pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            pointer.initialize(repeating: 0, count: capacity)
+            mapping = nil
+        }
+        self.count = capacity
         let copied = min(values.count, capacity)
         values.withUnsafeBufferPointer { source in
-            if let base = source.baseAddress { storage.update(from: base, count: copied) }
+            if let base = source.baseAddress { pointer.update(from: base, count: copied) }
         }
-        self.pointer = storage
-        self.count = capacity
+    }
+
+    /// Frees a buffer made by `init(count:values:)` (never a view).
+    func release() {
+        if let mapping {
+            #if canImport(Glibc)
+            munmap(mapping.baseAddress, mapping.count)
+            #endif
+        } else {
+            pointer.deallocate()
+        }
+    }
+
+    /// A zeroed anonymous mapping holding `floats` floats from a 2 MiB boundary, advised for
+    /// huge pages; nil when the system refuses (the caller then uses the heap).
+    private static func mapZeroed(floats: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutableRawBufferPointer)? {
+        #if canImport(Glibc)
+        let bytes = (floats * MemoryLayout<Float>.stride + hugePageBytes - 1) / hugePageBytes * hugePageBytes
+        let length = bytes + hugePageBytes
+        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              base != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
+        let aligned = (Int(bitPattern: base) + hugePageBytes - 1) / hugePageBytes * hugePageBytes
+        guard let start = UnsafeMutableRawPointer(bitPattern: aligned) else {
+            munmap(base, length)
+            return nil
+        }
+        _ = madvise(start, bytes, Int32(MADV_HUGEPAGE))
+        return (start.bindMemory(to: Float.self, capacity: floats), UnsafeMutableRawBufferPointer(start: base, count: length))
+        #else
+        return nil
+        #endif
     }
 }

@@ -204,7 +204,7 @@ enum LinearConv {
                 }
                 let result = destination + group * outPerGroup * pitch
                 for m in 0..<outPerGroup {
-                    (result + m * pitch).update(repeating: bias?[group * outPerGroup + m] ?? 0, count: width)
+                    whittle_fill(result + m * pitch, width, bias?[group * outPerGroup + m] ?? 0)
                 }
                 linearGemm(transA: false, transB: false, m: outPerGroup, n: width, k: depth, alpha: 1,
                            a: w + group * outPerGroup * depth, lda: depth, b: columns, ldb: columnStride,
