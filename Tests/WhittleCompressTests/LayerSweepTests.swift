@@ -188,6 +188,25 @@ struct LayerSweepTests {
         }
     }
 
+    @Test("a sweep without a shared template scores each variant's own graph")
+    func sweepWithoutTemplate() throws {
+        let graph = try Fixture.model("digits-mobilenet")
+        let evaluation = try Fixture.data("digits-test", first: 16).inputs
+        let layer = try #require(try Compressor.eligibility(of: graph, technique: .spatialSVD).filter(\.eligible).max { $0.macs < $1.macs })
+        let compressed = try Compressor.compress(graph, choices: [LayerChoice(layer: layer.layer, technique: .spatialSVD, ratio: 0.2)],
+                                                 options: CompressionOptions(), job: .silent).graph
+        let sweep = LayerSweep(template: nil, patched: [], variants: [
+            LayerSweep.Variant(ratio: 0.2, kept: 1, original: 2, graph: compressed, weights: nil),
+            LayerSweep.Variant(ratio: 1, kept: 2, original: 2, graph: graph, weights: nil),
+        ], seconds: [:])
+        let evaluator = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16)
+        let scores = try evaluator.evaluate(sweep)
+        let alone = try ScoreEvaluator(graph: graph, inputs: evaluation, labels: nil, batchSize: 16).evaluate(compressed)
+        #expect(scores[0].sqnr < ScoreValues.sqnrCeiling)
+        #expect(abs(scores[0].sqnr - alone.sqnr) < 0.01)
+        #expect(scores[1] == evaluator.baseline)
+    }
+
     @Test("a ratio that keeps every channel leaves the model unchanged and scores the baseline")
     func unchangedVariant() throws {
         let graph = ResidualPruningTests.residualGraph()

@@ -247,7 +247,8 @@ public final class ScoreEvaluator {
         let runSeconds = seconds(clock.now - runStart)
         var scores: [ScoreValues] = []
         for (index, variant) in sweep.variants.enumerated() {
-            if variant.weights == nil {
+            // Without a template, variants carry no weights: each is its own compressed graph.
+            if variant.weights == nil && (sweep.template != nil || variant.graph == graph) {
                 scores.append(baseline)
             } else if let earlier = sameAs[index] {
                 scores.append(scores[earlier])
