@@ -50,8 +50,13 @@ struct SVDWhitening: Sendable {
         }
         // The images' values of `source`: read straight from the reference activations when
         // the compression left them unchanged, else computed by running the prefix.
-        let stored = try activations?.unchangedValues(of: source, in: graph)
-        let run = stored == nil ? try Reconstruction.prefixRun(graph, to: source, inputs: inputs, activations: activations) : nil
+        var stored: Tensor?
+        var run: (graph: Graph, inputs: [String: Tensor])?
+        switch try activations?.prefix(for: source, of: graph) {
+        case .stored(let values)?: stored = values
+        case .run(let suffix, let cut)?: run = (suffix, cut)
+        case nil: run = (graph.prefix(computing: source), inputs)
+        }
         let runner = try run.map { try BatchRunner(graph: $0.graph, batchSize: batchSize) }
         let images: Int
         if let stored { images = stored.rank >= 1 ? stored.shape[0] : 0 }

@@ -39,34 +39,44 @@ public final class ActivationSource: @unchecked Sendable {
         return try store.tensors([tensor])[tensor]
     }
 
-    /// The reference graph's values of `tensor` when `candidate` computes it exactly as the
-    /// reference does (nothing it depends on changed), else nil.
-    func unchangedValues(of tensor: String, in candidate: Graph) throws -> Tensor? {
-        guard batchMajor.contains(tensor) else { return nil }
-        guard case .unchanged = GraphCut.suffix(of: candidate.prefix(computing: tensor), against: graph, output: tensor,
-                                                analysis: analysis, batchMajor: batchMajor) else { return nil }
-        return try store.tensors([tensor])[tensor]
+    /// Where `tensor` of `candidate` comes from over the source's inputs.
+    enum Prefix {
+        /// Nothing it depends on changed: the reference's own values.
+        case stored(Tensor)
+        /// The changed part of `candidate` up to `tensor`, with the reference activations it reads.
+        case run(graph: Graph, inputs: [String: Tensor])
     }
 
-    /// What to run to get `tensor` of `candidate` over the source's inputs: either the changed
-    /// part of `candidate` up to `tensor` with the reference activations it reads, or (when
-    /// nothing it depends on changed) an Identity over the reference's own tensor. Nil when
-    /// the change cannot be cut cleanly (the caller then runs the whole prefix).
-    func plan(for tensor: String, of candidate: Graph) throws -> (graph: Graph, inputs: [String: Tensor])? {
-        let prefix = candidate.prefix(computing: tensor)
-        switch GraphCut.suffix(of: prefix, against: graph, output: tensor, analysis: analysis, batchMajor: batchMajor) {
+    /// How to get `tensor` of `candidate`; nil when the change cannot be cut cleanly (the
+    /// caller then runs the whole prefix).
+    func prefix(for tensor: String, of candidate: Graph) throws -> Prefix? {
+        switch GraphCut.suffix(of: candidate.prefix(computing: tensor), against: graph, output: tensor,
+                               analysis: analysis, batchMajor: batchMajor) {
         case .whole:
             return nil
         case .suffix(let suffix):
-            return (suffix.graph, try store.tensors(suffix.cutTensors))
+            return .run(graph: suffix.graph, inputs: try store.tensors(suffix.cutTensors))
         case .unchanged:
-            guard batchMajor.contains(tensor), let info = analysis.infos[tensor] else { return nil }
+            guard batchMajor.contains(tensor), let values = try store.tensors([tensor])[tensor] else { return nil }
+            return .stored(values)
+        }
+    }
+
+    /// What to run to get `tensor` of `candidate` over the source's inputs: `prefix(for:of:)`,
+    /// with unchanged values read through an Identity over the reference's own tensor.
+    func plan(for tensor: String, of candidate: Graph) throws -> (graph: Graph, inputs: [String: Tensor])? {
+        switch try prefix(for: tensor, of: candidate) {
+        case nil:
+            return nil
+        case .run(let graph, let inputs)?:
+            return (graph, inputs)
+        case .stored(let values)?:
+            guard let info = analysis.infos[tensor] else { return nil }
             let input = tensor + ".reference"
             let identity = Node(name: tensor + ".read", opType: "Identity", inputs: [input], outputs: [tensor])
             let graph = Graph(name: "reference-read", nodes: [identity], initializers: [:],
                               inputs: [ValueInfo(name: input, dimensions: [.symbolic("N")] + info.shape.dropFirst().map { .fixed($0) })],
                               outputs: [ValueInfo(name: tensor, dimensions: [])], opsetVersion: candidate.opsetVersion)
-            guard let values = try store.tensors([tensor])[tensor] else { return nil }
             return (graph, [input: values])
         }
     }

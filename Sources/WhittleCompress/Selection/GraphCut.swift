@@ -191,7 +191,8 @@ final class ActivationStore {
                 }
                 let perSample = info.count / max(1, batch.count)
                 if values[name] == nil {
-                    values[name] = LargeFloatArray.unfilled(count: perSample * samples)
+                    // Contents unspecified until the batches overwrite them.
+                    values[name] = [Float](unsafeUninitializedCapacity: perSample * samples) { _, count in count = perSample * samples }
                     shapes[name] = [samples] + info.shape.dropFirst()
                 }
                 values[name]?.withUnsafeMutableBufferPointer { target in
